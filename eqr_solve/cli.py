@@ -1,0 +1,372 @@
+"""The ``eqr-solve`` command line. With render.py, the only module that talks to the user."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from eqr_solve import render
+from eqr_solve.tasks import InputError, Puzzle, PuzzleError, get_task, read_text
+
+app = typer.Typer(
+    help="Solve Sudoku and mazes with Equilibrium Reasoners; train, evaluate and diagnose them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+weights_app = typer.Typer(help="List, inspect and download models.", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class Halt(str, Enum):
+    none = "none"
+    act = "act"
+    residual = "residual"
+
+
+class Select(str, Enum):
+    residual = "residual"
+    vote = "vote"
+    q = "q"
+    verify = "verify"
+
+
+class Kind(str, Enum):
+    sudoku = "sudoku"
+    maze = "maze"
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def pick_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise fail("--device cuda was requested but CUDA is not available on this machine")
+    if name not in ("cpu", "cuda"):
+        raise fail(f"unknown device {name!r}; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def puzzle_files(path: Path) -> list[Path]:
+    if not path.exists():
+        raise fail(f"{path}: no such file or directory")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise fail(f"{path}: the directory holds no puzzle files")
+        return files
+    return [path]
+
+
+def read_puzzles(kind: str, files: list[Path]) -> list[Puzzle | PuzzleError]:
+    task = get_task(kind)
+    items: list[Puzzle | PuzzleError] = []
+    for f in files:
+        try:
+            items += task.parse(read_text(f), str(f))
+        except InputError as e:
+            items.append(PuzzleError(str(f), str(e).removeprefix(f"{f}: ")))
+    return items
+
+
+def puzzle_text(kind: str, grid: np.ndarray):
+    task = get_task(kind)
+    return task.to_line(grid) if kind == "sudoku" else task.to_rows(grid)
+
+
+# -- solving ------------------------------------------------------------------------------------
+def solve_command(kind: str, path: Path, depth: int, breadth: int, halt: Halt, min_steps: int,
+                  tol: float, select: Select, weights_name: str | None, device: str, seed: int,
+                  noise: float | None, as_json: bool, out_dir: Path | None,
+                  boards: bool | None) -> None:
+    from eqr_solve import weights
+    from eqr_solve.solver import SolveConfig, solve
+
+    if depth < 1 or breadth < 1:
+        raise fail("--depth and --breadth must be at least 1")
+    dev = pick_device(device)
+    files = puzzle_files(path)
+    items = read_puzzles(kind, files)
+    puzzles = [p for p in items if isinstance(p, Puzzle)]
+    bad = [p for p in items if isinstance(p, PuzzleError)]
+    for b in bad:
+        err.print(f"[yellow]skipped[/] {b.source}: {b.message}")
+    if not puzzles:
+        raise fail("no usable puzzle found" + (f" in {path}" if not bad else ""))
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        out_file = out_dir / f"eqr-solve-{kind}.jsonl"
+        if out_file.resolve() in {f.resolve() for f in files}:
+            raise fail(f"--out would overwrite the input {out_file}")
+    task = get_task(kind)
+    cfg = SolveConfig(depth=depth, breadth=breadth, halt=halt.value, min_steps=min_steps,
+                      tol=tol, select=select.value, noise=noise, seed=seed)
+    show_boards = boards if boards is not None else (len(puzzles) <= 10 and not as_json)
+    if select == Select.verify and not as_json:
+        err.print("[yellow]note:[/] --select verify uses the puzzle checker to choose among "
+                  "restarts (a verifier), unlike the paper's verifier-free selection")
+
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(puzzles):
+        groups.setdefault(p.grid.shape, []).append(i)
+    results: list = [None] * len(puzzles)
+    summary = []
+    for shape, idx in groups.items():
+        name = weights_name or weights.default_name(kind, shape)
+        try:
+            model, info = weights.load(name, dev)
+            weights.check_compatible(info, kind, shape)
+        except weights.WeightsError as e:
+            raise fail(str(e)) from None
+        grids = np.stack([puzzles[i].grid for i in idx])
+        t0 = time.perf_counter()
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=err, transient=True,
+                      disable=len(idx) * breadth < 8) as progress:
+            bar = progress.add_task(f"{info.name} {shape[0]}x{shape[1]}",
+                                    total=len(idx) * breadth)
+            res = solve(model, grids, cfg, check=task.is_solution,
+                        progress=lambda n, bar=bar: progress.advance(bar, n))
+        seconds = time.perf_counter() - t0
+        for i, r in zip(idx, res):
+            results[i] = (info.name, r)
+        summary.append({"model": info.name, "board": f"{shape[0]}x{shape[1]}",
+                        "count": len(idx), "valid": sum(bool(r.valid) for r in res),
+                        "steps": sum(r.steps for r in res), "nfe": sum(r.nfe for r in res),
+                        "seconds": seconds})
+
+    records = []
+    for p, (model_name, r) in zip(puzzles, results):
+        records.append({
+            "source": p.source, "kind": kind, "model": model_name,
+            "puzzle": puzzle_text(kind, p.grid), "solution": puzzle_text(kind, r.answer),
+            "valid": bool(r.valid), "steps": r.steps, "nfe": r.nfe, "restart": r.restart,
+            "residuals": [round(x, 6) for x in r.residuals], "q": [round(x, 4) for x in r.q],
+            "seconds": round(r.seconds, 4), "depth": depth, "breadth": breadth,
+            "halt": halt.value, "select": select.value, "seed": seed,
+        })
+    if out_dir is not None:
+        out_file.write_text("".join(json.dumps(rec) + "\n" for rec in records))
+    if as_json:
+        for rec in records:
+            sys.stdout.write(json.dumps(rec) + "\n")
+    else:
+        for p, (_, r) in zip(puzzles, results):
+            if show_boards:
+                out.print(f"[bold]{p.source}[/]")
+                out.print(render.board(kind, p.grid, r.answer), end="")
+                out.print(render.trace_line(r, depth, halt.value))
+                out.print()
+            elif not r.valid:
+                out.print(f"[red]✗[/] {p.source}: no valid solution found")
+        if len(puzzles) > 1 or not show_boards:
+            out.print(render.summary_table(f"{kind}: depth {depth}, breadth {breadth}, "
+                                           f"halt {halt.value}, select {select.value}", summary))
+        if out_dir is not None:
+            out.print(f"[dim]records written to {out_file}[/]")
+    n_invalid = sum(not rec["valid"] for rec in records)
+    if bad:
+        raise typer.Exit(2)
+    if n_invalid:
+        raise typer.Exit(1)
+
+
+DepthOpt = Annotated[int, typer.Option("--depth", "-d", help="Segments per trajectory (D).")]
+BreadthOpt = Annotated[int, typer.Option("--breadth", "-b",
+                                         help="Independent random restarts per puzzle (B).")]
+HaltOpt = Annotated[Halt, typer.Option(help="Stop a trajectory early: learned halting head "
+                                            "(act), small logit change (residual), or never.")]
+MinStepsOpt = Annotated[int, typer.Option(help="No halting before this many segments.")]
+TolOpt = Annotated[float, typer.Option(help="Residual threshold for --halt residual.")]
+SelectOpt = Annotated[Select, typer.Option(
+    help="Pick one restart: smallest residual (no verifier), majority vote, highest halting "
+         "confidence, or 'verify' (first answer the checker accepts: uses a verifier).")]
+WeightsOpt = Annotated[str | None, typer.Option(
+    "--weights", "-w", help="Model: bundled name, .safetensors file or hf://REPO/FILE.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda (auto: CUDA with bf16 when "
+                                             "available, else CPU fp32).")]
+SeedOpt = Annotated[int, typer.Option(help="Random seed (initial latents and noise).")]
+NoiseOpt = Annotated[float | None, typer.Option(help="Noise scale β at inference "
+                                                     "(default: the model's).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, one per puzzle.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Also write the JSONL records to "
+                                                           "this directory.")]
+BoardsOpt = Annotated[bool | None, typer.Option(
+    "--boards/--no-boards", help="Draw every board (default: only for up to 10 puzzles).")]
+
+
+@app.command()
+def sudoku(
+    path: Annotated[Path, typer.Argument(help="Puzzle file (one per line, grid, or CSV) or a "
+                                              "directory of them.")],
+    depth: DepthOpt = 16, breadth: BreadthOpt = 1, halt: HaltOpt = Halt.act,
+    min_steps: MinStepsOpt = 2, tol: TolOpt = 0.05, select: SelectOpt = Select.residual,
+    weights: WeightsOpt = None, device: DeviceOpt = "auto", seed: SeedOpt = 0,
+    noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
+    boards: BoardsOpt = None,
+) -> None:
+    """Solve Sudoku puzzles (4x4, 6x6, 9x9, ...)."""
+    solve_command("sudoku", path, depth, breadth, halt, min_steps, tol, select, weights, device,
+                  seed, noise, json_, out_dir, boards)
+
+
+@app.command()
+def maze(
+    path: Annotated[Path, typer.Argument(help="Maze file (# wall, space open, S, G; several "
+                                              "mazes separated by blank lines) or a directory.")],
+    depth: DepthOpt = 16, breadth: BreadthOpt = 1, halt: HaltOpt = Halt.act,
+    min_steps: MinStepsOpt = 2, tol: TolOpt = 0.05, select: SelectOpt = Select.residual,
+    weights: WeightsOpt = None, device: DeviceOpt = "auto", seed: SeedOpt = 0,
+    noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
+    boards: BoardsOpt = None,
+) -> None:
+    """Find the shortest path through mazes."""
+    solve_command("maze", path, depth, breadth, halt, min_steps, tol, select, weights, device,
+                  seed, noise, json_, out_dir, boards)
+
+
+# -- weights ------------------------------------------------------------------------------------
+def info_row(info) -> list[str]:
+    meta = info.meta
+    board = f"{info.board[0]}x{info.board[1]}" if info.board else "any"
+    trained = meta.get("sample_segments")
+    return [info.name, info.kind, board, f"{info.config.hidden_size}",
+            f"{trained:,}" if trained else "-", str(info.path)]
+
+
+@weights_app.command("list")
+def weights_list() -> None:
+    """Bundled models and models downloaded to the Hugging Face cache."""
+    from eqr_solve import weights
+
+    table = Table(title="eqr-solve models")
+    for col in ("name", "kind", "board", "hidden", "trained (sample-segments)", "file"):
+        table.add_column(col)
+    infos = weights.list_bundled() + weights.list_downloaded()
+    for info in infos:
+        table.add_row(*info_row(info))
+    if not infos:
+        out.print("No models yet: train one with `eqr-solve train sudoku` or download one "
+                  "with `eqr-solve weights pull REPO_ID`.")
+        return
+    out.print(table)
+
+
+@weights_app.command("info")
+def weights_info(name: Annotated[str, typer.Argument(help="Name, file or hf:// address.")]
+                 ) -> None:
+    """Show a model's config, provenance and measured accuracy."""
+    from eqr_solve import weights
+    from eqr_solve.model import count_parameters
+
+    try:
+        model, info = weights.load(name)
+    except weights.WeightsError as e:
+        raise fail(str(e)) from None
+    out.print(f"[bold]{info.name}[/]  {info.kind}, board "
+              f"{'x'.join(map(str, info.board)) if info.board else 'any size'}, "
+              f"{count_parameters(model):,} parameters\n[dim]{info.path}[/]")
+    out.print_json(json.dumps({"config": info.config.to_dict(), **info.meta}, default=str))
+
+
+@weights_app.command("pull")
+def weights_pull(
+    repo_id: Annotated[str, typer.Argument(help="Hugging Face repo, e.g. owner/eqr-sudoku.")],
+    file: Annotated[str, typer.Argument(help="File in the repo.")] = "model.safetensors",
+    revision: Annotated[str | None, typer.Option(help="Branch, tag or commit to pin.")] = None,
+) -> None:
+    """Download a model from the Hugging Face Hub into its cache (HF_HOME, HF_HUB_OFFLINE
+    and revisions are respected)."""
+    from eqr_solve import weights
+
+    try:
+        path = weights.hub_download(repo_id, file, revision)
+        info = weights.read_info(path)
+    except weights.WeightsError as e:
+        raise fail(str(e)) from None
+    out.print(f"[green]✓[/] {info.kind} model at {path}\n"
+              f"use it with --weights hf://{repo_id}{'@' + revision if revision else ''}/{file}")
+
+
+# -- training -----------------------------------------------------------------------------------
+@app.command()
+def train(
+    kind: Annotated[Kind, typer.Argument(help="Puzzle kind to train on.")],
+    recipe: Annotated[str | None, typer.Option(help="Recipe name in train/ or a TOML path "
+                                                    "(default: the CPU recipe for KIND).")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run directory "
+                                                 "(default: runs/RECIPE).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out exactly where it "
+                                              "stopped.")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe field, "
+                                                   "e.g. --set train.lr=3e-4 (repeatable).")
+                    ] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Train an EqR model (segmented online training with ACT); checkpoints every few
+    minutes and on Ctrl-C; the run directory's model.safetensors works with --weights."""
+    from eqr_solve import train as trainer
+
+    name = recipe or ("sudoku-9x9-cpu" if kind == Kind.sudoku else "maze-cpu")
+    try:
+        rec = trainer.apply_overrides(trainer.load_recipe(name), set_ or [])
+        if rec.get("kind") != kind.value:
+            raise fail(f"recipe {name} trains a {rec.get('kind')} model, not {kind.value}")
+        trainer.config_summary(rec)  # validates the recipe before any work
+    except (FileNotFoundError, ValueError, TypeError, KeyError) as e:
+        raise fail(f"bad recipe: {e}") from None
+    if device != "auto":
+        pick_device(device)
+    run_dir = out_dir or Path("runs") / rec["name"]
+    live = err.is_terminal
+
+    def report(kind_: str, rec_: dict) -> None:
+        if kind_ == "info":
+            err.print(f"[cyan]{rec_['message']}[/]")
+        elif kind_ == "eval":
+            e = rec_["eval"]
+            err.print(f"[bold]eval[/] step {rec_['step']}: exact {e['exact']:.1%}, cells "
+                      f"{e['cells']:.1%}, ACT steps {e['act_steps']} (n={e['n']}, "
+                      f"{e['seconds']}s)")
+        else:
+            err.print(
+                f"step {rec_['step']:>6}  loss {rec_['lm_loss']:.4f}  q {rec_['q_loss']:.3f}  "
+                f"train-exact {rec_['train_exact']:.1%}  halt@ {rec_['halt_steps']:.1f}  "
+                f"q-fired {rec_['q_fired']:.0%}  {rec_['samples_per_s']:.1f} samples/s  "
+                f"{rec_['train_hours']:.2f} h" + ("" if live else ""))
+
+    err.print(f"training [bold]{rec['name']}[/] into {run_dir} "
+              f"({'resuming' if resume else 'new run'}); Ctrl-C saves and stops")
+    try:
+        trainer.run(rec, run_dir, resume=resume, device=device, report=report)
+    except (FileExistsError, FileNotFoundError, ValueError, InputError) as e:
+        raise fail(str(e)) from None
+    err.print(f"[green]✓[/] weights: {run_dir / 'model.safetensors'}  "
+              f"state: {run_dir / 'state.pt'}")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,231 @@
+"""Datasets: the shared real collections (with their fixed train/test split), generated
+puzzles, saved datasets (numpy arrays + a JSON manifest), and the endless augmented stream
+the trainer draws from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from eqr_solve.tasks import InputError, get_task, read_text
+
+SHARED_DIR = Path(os.environ.get("EQR_SHARED_DATA", Path(__file__).resolve().parents[2]
+                                 / "shared" / "data"))
+TEST_ONLY_FILES = ("puzzles3_magictour_top1465.txt", "puzzles6_forum_hardest_1106.txt")
+
+
+@dataclass
+class Dataset:
+    """Puzzles of one kind and shape: ``inputs``/``labels`` token grids ``[N, H, W]``.
+
+    ``difficulty`` is the Sudoku rating (guesses of the exact solver) or the maze path length;
+    ``source`` names where each puzzle came from (e.g. ``puzzles7_serg_benchmark.txt:120``).
+    """
+
+    kind: str
+    inputs: np.ndarray
+    labels: np.ndarray
+    difficulty: np.ndarray
+    source: list[str]
+    manifest: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.inputs.shape[1:])
+
+    def subset(self, idx) -> Dataset:
+        idx = np.asarray(idx)
+        return Dataset(self.kind, self.inputs[idx], self.labels[idx], self.difficulty[idx],
+                       [self.source[i] for i in idx], dict(self.manifest, count=len(idx)))
+
+    def save(self, path: Path | str) -> None:
+        """``NAME.npz`` (arrays) + ``NAME.json`` (manifest), written atomically."""
+        path = Path(path).with_suffix("")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        manifest = dict(self.manifest, kind=self.kind, count=len(self),
+                        shape=list(self.shape))
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(tmp, inputs=self.inputs, labels=self.labels,
+                            difficulty=self.difficulty, source=np.array(self.source))
+        os.replace(tmp, path.with_suffix(".npz"))
+        path.with_suffix(".json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path | str) -> Dataset:
+        path = Path(path).with_suffix("")
+        try:
+            manifest = json.loads(path.with_suffix(".json").read_text())
+            arrays = np.load(path.with_suffix(".npz"))
+            return cls(manifest["kind"], arrays["inputs"], arrays["labels"],
+                       arrays["difficulty"], [str(s) for s in arrays["source"]], manifest)
+        except (OSError, KeyError, ValueError) as e:
+            raise InputError(f"{path}: not a dataset built by `eqr-solve data` ({e})") from e
+
+
+# -- the shared collections and their split -----------------------------------------------------
+def collection_lines(path: Path) -> list[tuple[int, str]]:
+    """(puzzle number, line) for each puzzle line; comments and blank lines are not numbered."""
+    out = []
+    for line in read_text(path).splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            out.append((len(out), stripped))
+    return out
+
+
+def split_of(file_name: str, number: int) -> str:
+    """The fixed split of ../shared/data/README.md: test-only files, else every 10th is test."""
+    if file_name in TEST_ONLY_FILES or number % 10 == 0:
+        return "test"
+    return "train"
+
+
+def load_collection(name: str, split: str, limit: int | None = None,
+                    shared_dir: Path | None = None) -> Dataset:
+    """One shared Sudoku collection's split, labelled by the exact solver and rated."""
+    sudoku = get_task("sudoku")
+    path = (shared_dir or SHARED_DIR) / "sudoku" / name
+    if not path.exists():
+        raise InputError(f"shared collection not found: {path}")
+    if split not in ("train", "test"):
+        raise ValueError("split must be 'train' or 'test'")
+    lines = [(n, s) for n, s in collection_lines(path) if split_of(path.name, n) == split]
+    grids = np.stack([sudoku.from_line(s[:81]) for _, s in lines])
+    dropped = 0
+    if split == "train":  # a puzzle that is also a test puzzle elsewhere is a test puzzle
+        test = test_keys(shared_dir or SHARED_DIR)
+        keep = [i for i, g in enumerate(grids) if canonical_key(g) not in test]
+        dropped = len(lines) - len(keep)
+        lines, grids = [lines[i] for i in keep], grids[keep]
+    if limit is not None:
+        lines, grids = lines[:limit], grids[:limit]
+    labels, ok = sudoku.solve_many(grids)
+    if not ok.all():
+        raise InputError(f"{path}: {int((~ok).sum())} puzzles have no solution")
+    ambiguous = 0
+    if split == "train":  # a label is only meaningful when the solution is unique
+        unique = np.array([sudoku.count_solutions(g, 2) == 1 for g in grids])
+        ambiguous = int((~unique).sum())
+        lines, grids, labels = [x for x, u in zip(lines, unique) if u], grids[unique], \
+            labels[unique]
+    return Dataset(
+        "sudoku", grids, labels, sudoku.rate_many(grids).astype(np.int32),
+        [f"{name}:{n}" for n, _ in lines],
+        {"source": f"shared/data/sudoku/{name}", "split": split,
+         "dropped_as_test_duplicates": dropped, "dropped_as_not_unique": ambiguous},
+    )
+
+
+def canonical_key(grid: np.ndarray) -> bytes:
+    """A key invariant to digit relabelling: digits renumbered by first appearance."""
+    mapping: dict[int, int] = {}
+    return bytes(mapping.setdefault(int(t), len(mapping) + 2) if t > 1 else 1
+                 for t in grid.ravel())
+
+
+def assert_no_test_puzzles(dataset: Dataset, shared_dir: Path | None = None) -> None:
+    """Refuse a training set that holds a test puzzle of a shared collection (or a relabelled
+    copy of one). Only 9x9 Sudoku can collide with the shared collections."""
+    if dataset.kind != "sudoku" or dataset.shape != (9, 9):
+        return
+    test = test_keys(shared_dir or SHARED_DIR)
+    bad = [s for s, g in zip(dataset.source, dataset.inputs) if canonical_key(g) in test]
+    if bad:
+        raise ValueError(f"training data holds {len(bad)} test puzzles, e.g. {bad[0]}")
+
+
+_TEST_KEYS: dict[Path, set[bytes]] = {}
+
+
+def test_keys(shared_dir: Path) -> set[bytes]:
+    if shared_dir not in _TEST_KEYS:
+        sudoku = get_task("sudoku")
+        keys: set[bytes] = set()
+        for path in sorted((shared_dir / "sudoku").glob("*.txt")):
+            lines = [s for n, s in collection_lines(path) if split_of(path.name, n) == "test"]
+            if lines:
+                keys |= {canonical_key(sudoku.from_line(s[:81])) for s in lines}
+        _TEST_KEYS[shared_dir] = keys
+    return _TEST_KEYS[shared_dir]
+
+
+# -- generated data -----------------------------------------------------------------------------
+def generate(kind: str, count: int, seed: int, **params) -> Dataset:
+    """Generated puzzles: Sudoku (``n``, ``blanks`` or ``minimal``) or mazes (size, path)."""
+    task = get_task(kind)
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    blanks = params.get("blanks")
+    if isinstance(blanks, (list, tuple)):  # a range: equal shares of each blank count
+        values = list(range(blanks[0], blanks[1] + 1))
+        shares = np.diff(np.linspace(0, count, len(values) + 1).round().astype(int))
+        parts = [task.generate(rng, int(k), **dict(params, blanks=b))
+                 for b, k in zip(values, shares) if k]
+        inputs = np.concatenate([p[0] for p in parts])
+        labels = np.concatenate([p[1] for p in parts])
+    else:
+        inputs, labels = task.generate(rng, count, **params)
+    if kind == "sudoku":
+        difficulty = task.rate_many(inputs)
+    else:
+        difficulty = np.array([task.path_length(g) for g in inputs])
+    manifest = {"generator": kind, "params": params, "seed": seed,
+                "seconds": round(time.perf_counter() - t0, 2)}
+    return Dataset(kind, inputs, labels, np.asarray(difficulty, np.int32),
+                   [f"generated:{kind}:{seed}:{i}" for i in range(count)], manifest)
+
+
+# -- the training stream ------------------------------------------------------------------------
+class PuzzleStream:
+    """An endless, resumable stream of augmented (input, label) pairs from weighted sources.
+
+    Each shard of a training run owns one stream with its own seed, so a run draws the same
+    puzzles whatever the number of processes it is spread over.
+    """
+
+    def __init__(self, sources: list[Dataset], weights: list[float], seed: int,
+                 augment: bool = True, start_weights: list[float] | None = None):
+        if not sources:
+            raise ValueError("a stream needs at least one dataset")
+        if len({s.shape for s in sources}) != 1:
+            raise ValueError("all sources of one stream must have the same board shape")
+        self.sources = sources
+        self.weights = np.asarray(weights, dtype=np.float64)
+        self.start_weights = np.asarray(start_weights if start_weights is not None else weights,
+                                        dtype=np.float64)
+        self.task = get_task(sources[0].kind)
+        self.augment = augment
+        self.rng = np.random.default_rng(seed)
+
+    def mix(self, progress: float) -> np.ndarray:
+        """Source probabilities: a curriculum from the start weights to the final ones."""
+        w = self.start_weights + (self.weights - self.start_weights) * min(1.0, progress)
+        return w / w.sum()
+
+    def take(self, n: int, progress: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        which = self.rng.choice(len(self.sources), size=n, p=self.mix(progress))
+        inputs = np.empty((n, *self.sources[0].shape), np.uint8)
+        labels = np.empty_like(inputs)
+        for s, src in enumerate(self.sources):
+            rows = np.flatnonzero(which == s)
+            if len(rows):
+                idx = self.rng.integers(len(src), size=len(rows))
+                inputs[rows], labels[rows] = src.inputs[idx], src.labels[idx]
+        if self.augment:
+            inputs, labels = self.task.augment(self.rng, inputs, labels)
+        return inputs, labels
+
+    def state_dict(self) -> dict:
+        return {"rng": json.dumps(self.rng.bit_generator.state)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = json.loads(state["rng"])

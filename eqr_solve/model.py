@@ -1,0 +1,311 @@
+"""The Equilibrium Reasoner network: a weight-tied two-latent recurrence (TRM backbone)
+with random initial latents (RI) and a damped, noisy update (NI).
+
+One *segment* runs ``H_cycles`` x (``L_cycles`` z_L-updates + one z_H-update); only the last
+cycle carries gradients and the outgoing carry is detached, so training can cut a long
+trajectory into segments (SOT). The model knows nothing about puzzles: it maps token grids
+``[B, H, W]`` and a carry to logits ``[B, H*W, V]`` and a halting logit ``[B]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+TRUNC_STD = 0.8796256610342398  # std of a standard normal truncated to [-2, 2]
+
+
+@dataclass
+class EqRConfig:
+    vocab_size: int
+    seq_len: int  # cells per board; the mlp_t mixer needs it fixed, attention ignores it
+    hidden_size: int = 128
+    expansion: float = 4.0
+    num_heads: int = 8
+    L_layers: int = 2
+    H_cycles: int = 3
+    L_cycles: int = 6
+    mixer: str = "mlp_t"  # "mlp_t" (MLP across positions) or "attn" (self-attention)
+    pos_encoding: str = "none"  # "none", "rope" (1-D) or "rope2d" (row/column)
+    rope_theta: float = 10000.0
+    lambda_: float = 0.95  # weight on the NEW value in the damped update (paper: 1 - λ)
+    noise_scale: float = 0.01  # β, std of the noise added on every f-call
+    init_std: float = 1.0  # σ0 of the random initial latents
+    random_init: bool = True  # RI; False = TRM's fixed init vectors
+    down_proj_init_scale: float = 0.1  # see README "Deviations": keeps the recurrence contractive
+    rms_norm_eps: float = 1e-5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EqRConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+def variant(cfg: EqRConfig, name: str) -> EqRConfig:
+    """The paper's ablations as one switch: "eqr" (RI+NI), "ri" (RI only), "trm" (neither)."""
+    if name == "eqr":
+        return cfg
+    if name == "ri":
+        return replace(cfg, lambda_=1.0, noise_scale=0.0, random_init=True)
+    if name == "trm":
+        return replace(cfg, lambda_=1.0, noise_scale=0.0, random_init=False)
+    raise ValueError(f"unknown variant {name!r}; choose eqr, ri or trm")
+
+
+def trunc_normal_(t: Tensor, std: float, generator: torch.Generator | None = None) -> Tensor:
+    """Truncated normal on [-2, 2] rescaled so the std is exactly ``std`` (JAX-style)."""
+    if std == 0:
+        return t.zero_()
+    with torch.no_grad():
+        nn.init.trunc_normal_(t, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=generator)
+        return t.mul_(std / TRUNC_STD)
+
+
+def rms_norm(x: Tensor, dim: int = -1, eps: float = 1e-5) -> Tensor:
+    """Parameter-free RMSNorm (the reference has no learnable gain)."""
+    return x * torch.rsqrt(x.pow(2).mean(dim, keepdim=True) + eps)
+
+
+def swiglu_width(dim: int, expansion: float) -> int:
+    inter = round(expansion * dim * 2 / 3)
+    return -(-inter // 256) * 256
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, dim: int, expansion: float):
+        super().__init__()
+        inter = swiglu_width(dim, expansion)
+        self.gate_up = nn.Linear(dim, 2 * inter, bias=False)
+        self.down = nn.Linear(inter, dim, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+def rope_tables(cfg: EqRConfig, height: int, width: int, device) -> tuple[Tensor, Tensor]:
+    """cos/sin tables ``[L, head_dim]`` in the half-split layout, 1-D or 2-D (row | column)."""
+    head_dim = cfg.hidden_size // cfg.num_heads
+    if cfg.pos_encoding == "rope":
+        inv = cfg.rope_theta ** (-torch.arange(0, head_dim, 2, device=device) / head_dim)
+        a = torch.outer(torch.arange(height * width, device=device).float(), inv)
+        angles = torch.cat([a, a], dim=-1)
+    else:  # rope2d: the first half of each head turns with the row, the second with the column
+        half = head_dim // 2
+        inv = cfg.rope_theta ** (-torch.arange(0, half, 2, device=device) / half)
+        rows = torch.arange(height, device=device).repeat_interleave(width).float()
+        cols = torch.arange(width, device=device).repeat(height).float()
+        ar, ac = torch.outer(rows, inv), torch.outer(cols, inv)
+        angles = torch.cat([ar, ar, ac, ac], dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor, two_d: bool) -> Tensor:
+    """Rotate ``x [B, heads, L, head_dim]``; 2-D RoPE rotates each half of head_dim separately."""
+
+    def rotate(t: Tensor) -> Tensor:
+        a, b = t.chunk(2, dim=-1)
+        return torch.cat([-b, a], dim=-1)
+
+    if two_d:
+        x1, x2 = x.chunk(2, dim=-1)
+        c1, c2 = cos.chunk(2, dim=-1)
+        s1, s2 = sin.chunk(2, dim=-1)
+        return torch.cat([x1 * c1 + rotate(x1) * s1, x2 * c2 + rotate(x2) * s2], dim=-1)
+    return x * cos + rotate(x) * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: EqRConfig):
+        super().__init__()
+        self.num_heads = cfg.num_heads
+        self.two_d = cfg.pos_encoding == "rope2d"
+        self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size, bias=False)
+        self.out = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=False)
+
+    def forward(self, h: Tensor, rope: tuple[Tensor, Tensor] | None) -> Tensor:
+        B, L, D = h.shape
+        q, k, v = self.qkv(h).view(B, L, 3, self.num_heads, D // self.num_heads).unbind(2)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        if rope is not None:
+            q, k = apply_rope(q, *rope, self.two_d), apply_rope(k, *rope, self.two_d)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.out(y.transpose(1, 2).reshape(B, L, D))
+
+
+class Block(nn.Module):
+    """Post-norm block: token mixing (MLP over positions or attention), then a channel SwiGLU."""
+
+    def __init__(self, cfg: EqRConfig):
+        super().__init__()
+        self.eps = cfg.rms_norm_eps
+        if cfg.mixer == "mlp_t":
+            self.mix = SwiGLU(cfg.seq_len, cfg.expansion)
+        elif cfg.mixer == "attn":
+            self.mix = Attention(cfg)
+        else:
+            raise ValueError(f"unknown mixer {cfg.mixer!r}")
+        self.mlp = SwiGLU(cfg.hidden_size, cfg.expansion)
+
+    def forward(self, h: Tensor, rope: tuple[Tensor, Tensor] | None) -> Tensor:
+        if isinstance(self.mix, SwiGLU):
+            # mix across the L positions of each channel; the norm also runs over positions
+            t = h.transpose(1, 2)
+            h = rms_norm(t + self.mix(t), eps=self.eps).transpose(1, 2)
+        else:
+            h = rms_norm(h + self.mix(h, rope), eps=self.eps)
+        return rms_norm(h + self.mlp(h), eps=self.eps)
+
+
+@dataclass
+class Carry:
+    """The two latents of every trajectory in a batch, each ``[B, L, D]``."""
+
+    z_H: Tensor
+    z_L: Tensor
+
+    def __getitem__(self, idx) -> Carry:
+        return Carry(self.z_H[idx], self.z_L[idx])
+
+    def __len__(self) -> int:
+        return self.z_H.shape[0]
+
+
+@dataclass
+class SegmentOutput:
+    carry: Carry  # detached
+    logits: Tensor  # [B, L, V]
+    q_halt: Tensor  # [B], halt when > 0
+
+
+class EqR(nn.Module):
+    def __init__(self, cfg: EqRConfig):
+        super().__init__()
+        if cfg.hidden_size % cfg.num_heads:
+            raise ValueError("hidden_size must be a multiple of num_heads")
+        if cfg.pos_encoding != "none" and cfg.mixer != "attn":
+            raise ValueError("rotary position encodings need mixer='attn'")
+        self.cfg = cfg
+        D = cfg.hidden_size
+        self.embed = nn.Embedding(cfg.vocab_size, D)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.L_layers))
+        self.lm_head = nn.Linear(D, cfg.vocab_size, bias=False)
+        self.q_head = nn.Linear(D, 1)
+        # TRM's fixed initial latents, used only when random_init is False
+        self.register_buffer("H_init", torch.zeros(D))
+        self.register_buffer("L_init", torch.zeros(D))
+        self._rope_cache: dict = {}
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        D = self.cfg.hidden_size
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                trunc_normal_(module.weight, 1 / math.sqrt(module.in_features))
+        for block in self.blocks:
+            for swiglu in (block.mlp, block.mix):
+                if isinstance(swiglu, SwiGLU):
+                    swiglu.down.weight.data.mul_(self.cfg.down_proj_init_scale)
+        trunc_normal_(self.embed.weight, 1 / math.sqrt(D))
+        trunc_normal_(self.lm_head.weight, 1 / math.sqrt(D))
+        with torch.no_grad():
+            self.q_head.weight.zero_()
+            self.q_head.bias.fill_(-5.0)
+        trunc_normal_(self.H_init, 1.0)
+        trunc_normal_(self.L_init, 1.0)
+
+    # -- carry -------------------------------------------------------------------------------
+    def initial_carry(
+        self, batch: int, seq_len: int, generator: torch.Generator | None = None
+    ) -> Carry:
+        """Fresh latents: i.i.d. truncated normal per element (RI) or TRM's fixed vectors."""
+        D, device = self.cfg.hidden_size, self.H_init.device
+        if not self.cfg.random_init:
+            return Carry(
+                self.H_init.expand(batch, seq_len, D).clone(),
+                self.L_init.expand(batch, seq_len, D).clone(),
+            )
+        z = torch.empty(2, batch, seq_len, D, device=device)
+        trunc_normal_(z, self.cfg.init_std, generator)
+        return Carry(z[0], z[1])
+
+    def reset_rows(self, carry: Carry, rows: Tensor, generator=None) -> Carry:
+        """Re-initialise the rows where ``rows`` is True (halted trajectories restart)."""
+        if not bool(rows.any()):
+            return carry
+        fresh = self.initial_carry(int(rows.sum()), carry.z_H.shape[1], generator)
+        z_H, z_L = carry.z_H.clone(), carry.z_L.clone()
+        z_H[rows], z_L[rows] = fresh.z_H, fresh.z_L
+        return Carry(z_H, z_L)
+
+    # -- recurrence ----------------------------------------------------------------------------
+    def rope(self, height: int, width: int):
+        if self.cfg.pos_encoding == "none":
+            return None
+        key = (height, width, self.H_init.device)
+        if key not in self._rope_cache:
+            self._rope_cache[key] = rope_tables(self.cfg, height, width, self.H_init.device)
+        return self._rope_cache[key]
+
+    def f(self, z: Tensor, injection: Tensor, rope, generator) -> Tensor:
+        """One f-call: z <- (1-λ)·z + λ·blocks(z + injection) + β·ε."""
+        u = z + injection
+        for block in self.blocks:
+            u = block(u, rope)
+        cfg = self.cfg
+        out = torch.lerp(z, u, cfg.lambda_) if cfg.lambda_ != 1.0 else u
+        if cfg.noise_scale:
+            noise = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
+            out = out + cfg.noise_scale * noise
+        return out
+
+    def latent_recursion(self, z_H, z_L, x, rope, generator):
+        for _ in range(self.cfg.L_cycles):
+            z_L = self.f(z_L, z_H + x, rope, generator)
+        z_H = self.f(z_H, z_L, rope, generator)
+        return z_H, z_L
+
+    def forward(
+        self, carry: Carry, inputs: Tensor, generator: torch.Generator | None = None
+    ) -> SegmentOutput:
+        """One segment on token grids ``inputs [B, H, W]``; returns the detached new carry."""
+        B, H, W = inputs.shape
+        rope = self.rope(H, W)
+        x = self.embed(inputs.reshape(B, H * W).long()) * math.sqrt(self.cfg.hidden_size)
+        z_H, z_L = carry.z_H, carry.z_L
+        with torch.no_grad():
+            for _ in range(self.cfg.H_cycles - 1):
+                z_H, z_L = self.latent_recursion(z_H, z_L, x, rope, generator)
+        z_H, z_L = self.latent_recursion(z_H, z_L, x, rope, generator)
+        logits = self.lm_head(z_H)
+        q_halt = self.q_head(z_H[:, 0]).squeeze(-1).float()
+        return SegmentOutput(Carry(z_H.detach(), z_L.detach()), logits, q_halt)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def flops_per_segment(cfg: EqRConfig, seq_len: int) -> int:
+    """Forward FLOPs of one segment for one puzzle (2 per multiply-add; matmuls only)."""
+    D, L = cfg.hidden_size, seq_len
+    inter = swiglu_width(D, cfg.expansion)
+    channel = 2 * L * (D * 2 * inter + inter * D)
+    if cfg.mixer == "mlp_t":
+        t_inter = swiglu_width(cfg.seq_len, cfg.expansion)
+        mix = 2 * D * (L * 2 * t_inter + t_inter * L)
+    else:
+        mix = 2 * L * (D * 3 * D + D * D) + 2 * 2 * L * L * D  # projections + scores + values
+    f_calls = cfg.H_cycles * (cfg.L_cycles + 1)
+    heads = 2 * L * D * cfg.vocab_size
+    return f_calls * cfg.L_layers * (channel + mix) + heads

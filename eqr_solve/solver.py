@@ -1,0 +1,276 @@
+"""The inference engine: many random restarts per puzzle, run for up to ``depth`` segments,
+halted adaptively, and one answer chosen per puzzle without a verifier (by default).
+
+Trajectories are batched across puzzles x restarts with *continuous batching*: a working
+batch of at most ``max_rows`` trajectories; a trajectory that halts leaves the batch at once
+and a pending one takes its place, so halting saves real compute and memory stays bounded
+however large the breadth. The engine knows nothing about terminals or files.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from eqr_solve.model import EqR
+
+HALT_MODES = ("none", "act", "residual")
+SELECT_RULES = ("residual", "vote", "q", "verify")
+
+
+@dataclass
+class SolveConfig:
+    depth: int = 16  # segments per trajectory at most (D)
+    breadth: int = 1  # independent random restarts per puzzle (B)
+    halt: str = "none"  # "none" (all D segments), "act" (q_halt > 0), "residual" (< tol)
+    min_steps: int = 2  # no halting before this many segments
+    tol: float = 0.05  # residual threshold for halt="residual"
+    select: str = "residual"  # how to pick one restart per puzzle
+    window: int = 3  # residual score = mean logit change over the last `window` segments
+    noise: float | None = None  # override the model's β at inference
+    seed: int = 0
+    max_rows: int | None = None  # trajectories in flight; None = from a memory budget
+    memory_gib: float = 2.0
+    record_depths: Sequence[int] = ()  # also snapshot every trajectory at these depths
+
+    def __post_init__(self):
+        if self.halt not in HALT_MODES:
+            raise ValueError(f"halt must be one of {', '.join(HALT_MODES)}")
+        if self.select not in SELECT_RULES:
+            raise ValueError(f"select must be one of {', '.join(SELECT_RULES)}")
+        if self.depth < 1 or self.breadth < 1:
+            raise ValueError("depth and breadth must be at least 1")
+
+
+@dataclass
+class Snapshot:
+    """Every trajectory's state at one depth (rows are puzzle-major: puzzle*B + restart)."""
+
+    answers: np.ndarray  # [R, H, W] tokens
+    scores: np.ndarray  # [R] residual score (mean over the last `window` segments)
+    q: np.ndarray  # [R] last halting logit
+    steps: np.ndarray  # [R] segments actually run (< depth when halted early)
+
+
+@dataclass
+class Result:
+    answer: np.ndarray  # [H, W] tokens of the chosen restart
+    valid: bool | None  # by the task's checker (None when no checker was given)
+    steps: int  # segments run by the chosen restart
+    nfe: int  # segments run over all restarts of this puzzle (NFE)
+    restart: int  # index of the chosen restart
+    residuals: list[float]  # chosen restart's logit residual per segment (from segment 2)
+    q: list[float]  # chosen restart's halting logit per segment
+    seconds: float  # wall time attributed to this puzzle (its share of the batch time)
+    restart_steps: np.ndarray = field(repr=False, default=None)  # [B]
+    restart_scores: np.ndarray = field(repr=False, default=None)  # [B]
+
+
+def bytes_per_row(model: EqR, seq_len: int) -> int:
+    """Rough activation memory of one trajectory during a segment (fp32)."""
+    cfg = model.cfg
+    inter = max(4 * cfg.hidden_size, 2 * 256)
+    per_row = seq_len * (8 * cfg.hidden_size + 3 * inter + 2 * cfg.vocab_size) * 4
+    if cfg.mixer == "attn":
+        per_row += 2 * cfg.num_heads * seq_len * seq_len * 4
+    return per_row
+
+
+def residual_score(residuals: np.ndarray, steps: np.ndarray, window: int) -> np.ndarray:
+    """Mean of each row's last ``window`` residuals (rows shorter than 2 steps score +inf)."""
+    out = np.full(len(steps), np.inf, dtype=np.float64)
+    for r, s in enumerate(steps):
+        if s >= 2:
+            out[r] = residuals[r, max(1, s - window) : s].mean()
+    return out
+
+
+def select_restart(
+    rule: str,
+    answers: np.ndarray,
+    scores: np.ndarray,
+    q: np.ndarray,
+    is_valid: Callable[[np.ndarray], bool] | None = None,
+) -> int:
+    """Pick one of B restarts of a single puzzle (arrays indexed by restart)."""
+    if rule == "residual":
+        return int(np.argmin(scores))  # first minimum wins ties
+    if rule == "q":
+        return int(np.argmax(q))
+    if rule == "vote":
+        keys = [a.tobytes() for a in answers]
+        counts = Counter(keys)
+        best = max(counts.values())
+        return next(i for i, k in enumerate(keys) if counts[k] == best)
+    if rule == "verify":
+        if is_valid is None:
+            raise ValueError("select='verify' needs a checker")
+        for i, a in enumerate(answers):
+            if is_valid(a):
+                return i
+        return int(np.argmin(scores))
+    raise ValueError(f"unknown selection rule {rule!r}")
+
+
+class _Run:
+    """Per-trajectory bookkeeping for one call of :func:`solve`."""
+
+    def __init__(self, n_rows: int, shape: tuple[int, int], cfg: SolveConfig):
+        H, W = shape
+        self.depth = cfg.depth
+        self.answers = np.zeros((n_rows, H, W), dtype=np.uint8)
+        self.residuals = np.full((n_rows, cfg.depth), np.nan, dtype=np.float32)
+        self.q = np.full((n_rows, cfg.depth), np.nan, dtype=np.float32)
+        self.steps = np.zeros(n_rows, dtype=np.int64)
+        self.window = cfg.window
+        self.snapshots = {d: None for d in cfg.record_depths}
+        self._snap = {
+            d: (np.zeros((n_rows, H, W), np.uint8), np.zeros(n_rows), np.zeros(n_rows),
+                np.zeros(n_rows, np.int64))
+            for d in cfg.record_depths
+        }
+
+    def record(self, rows: np.ndarray, preds: np.ndarray, residual: np.ndarray, q: np.ndarray,
+               steps: np.ndarray, halted: np.ndarray) -> None:
+        """Store one segment's outputs for ``rows``; fill snapshots at their own depth."""
+        self.answers[rows] = preds
+        self.residuals[rows, steps - 1] = residual
+        self.q[rows, steps - 1] = q
+        self.steps[rows] = steps
+        for d, (answers, scores, qs, st) in self._snap.items():
+            # a row enters snapshot d when it reaches step d, or halts earlier
+            hit = (steps == d) | (halted & (steps < d))
+            if hit.any():
+                r = rows[hit]
+                answers[r] = preds[hit]
+                scores[r] = residual_score(self.residuals[r], steps[hit], self.window)
+                qs[r] = q[hit]
+                st[r] = steps[hit]
+
+    def snapshots_out(self) -> dict[int, Snapshot]:
+        return {d: Snapshot(*v) for d, v in self._snap.items()}
+
+
+@torch.inference_mode()
+def run_trajectories(
+    model: EqR, grids: np.ndarray, cfg: SolveConfig, progress: Callable[[int], None] | None = None
+) -> tuple[_Run, float]:
+    """Run ``breadth`` trajectories for each grid in ``grids [P, H, W]``; returns the records.
+
+    ``progress(n)`` is called with the number of trajectories that finished after each segment.
+    """
+    P, H, W = grids.shape
+    L, B = H * W, cfg.breadth
+    device = next(model.parameters()).device
+    n_rows = P * B
+    max_rows = cfg.max_rows or max(1, int(cfg.memory_gib * 2**30 // bytes_per_row(model, L)))
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    inputs_all = torch.as_tensor(grids, device=device)
+    run = _Run(n_rows, (H, W), cfg)
+    noise_saved = model.cfg.noise_scale
+    if cfg.noise is not None:
+        model.cfg.noise_scale = cfg.noise
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    next_row = 0
+    rows = torch.empty(0, dtype=torch.long, device=device)  # trajectory ids in the batch
+    carry = model.initial_carry(0, L, generator)
+    prev_logits = torch.empty(0, L, model.cfg.vocab_size, device=device)
+    steps = torch.empty(0, dtype=torch.long, device=device)
+    start = time.perf_counter()
+    try:
+        while next_row < n_rows or len(rows):
+            if next_row < n_rows and len(rows) < max_rows:  # top the batch up
+                k = min(max_rows - len(rows), n_rows - next_row)
+                new = torch.arange(next_row, next_row + k, device=device)
+                next_row += k
+                fresh = model.initial_carry(k, L, generator)
+                carry = type(carry)(
+                    torch.cat([carry.z_H, fresh.z_H]), torch.cat([carry.z_L, fresh.z_L])
+                )
+                rows = torch.cat([rows, new])
+                steps = torch.cat([steps, torch.zeros(k, dtype=torch.long, device=device)])
+                prev_logits = torch.cat(
+                    [prev_logits, torch.full((k, L, model.cfg.vocab_size), torch.nan,
+                                             device=device)]
+                )
+            with autocast:
+                out = model(carry, inputs_all[rows // B], generator)
+            logits = out.logits.float()
+            steps = steps + 1
+            residual = (logits - prev_logits).norm(dim=-1).mean(dim=-1)  # NaN at step 1
+            halted = steps >= cfg.depth
+            if cfg.halt != "none":
+                ready = steps >= cfg.min_steps
+                if cfg.halt == "act":
+                    halted |= ready & (out.q_halt > 0)
+                else:
+                    halted |= ready & (residual < cfg.tol)
+            preds = logits.argmax(-1).view(-1, H, W)
+            run.record(
+                rows.cpu().numpy(), preds.to(torch.uint8).cpu().numpy(),
+                residual.cpu().numpy(), out.q_halt.float().cpu().numpy(),
+                steps.cpu().numpy(), halted.cpu().numpy(),
+            )
+            keep = ~halted
+            if progress is not None:
+                progress(int(halted.sum()))
+            rows, steps, carry = rows[keep], steps[keep], out.carry[keep]
+            prev_logits = logits[keep]
+    finally:
+        model.cfg.noise_scale = noise_saved
+    return run, time.perf_counter() - start
+
+
+def solve(
+    model: EqR,
+    grids: np.ndarray | Sequence[np.ndarray],
+    cfg: SolveConfig | None = None,
+    check: Callable[[np.ndarray, np.ndarray], bool] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[Result]:
+    """Solve every puzzle (token grids of one shape) and pick one restart per puzzle.
+
+    ``check(puzzle, answer)`` is the task's checker: it fills ``Result.valid`` and is the
+    verifier used by ``select='verify'`` (never by the other rules).
+    """
+    cfg = cfg or SolveConfig()
+    grids = np.stack(list(grids)) if not isinstance(grids, np.ndarray) else grids
+    if grids.ndim != 3:
+        raise ValueError("grids must be [P, H, W]")
+    P, B = len(grids), cfg.breadth
+    run, seconds = run_trajectories(model, grids, cfg, progress)
+    scores = residual_score(run.residuals, run.steps, cfg.window)
+    q_last = run.q[np.arange(len(run.steps)), np.maximum(run.steps - 1, 0)]
+    results = []
+    for p in range(P):
+        sl = slice(p * B, (p + 1) * B)
+
+        def is_valid(answer, puzzle=grids[p]):
+            return bool(check(puzzle, answer))
+
+        choice = select_restart(
+            cfg.select, run.answers[sl], scores[sl], q_last[sl],
+            is_valid if check is not None else None,
+        )
+        r = p * B + choice
+        s = int(run.steps[r])
+        nfe = int(run.steps[sl].sum())
+        results.append(Result(
+            answer=run.answers[r].copy(),
+            valid=None if check is None else bool(check(grids[p], run.answers[r])),
+            steps=s,
+            nfe=nfe,
+            restart=choice,
+            residuals=[float(x) for x in run.residuals[r, 1:s]],
+            q=[float(x) for x in run.q[r, :s]],
+            seconds=seconds * nfe / max(1, int(run.steps.sum())),
+            restart_steps=run.steps[sl].copy(),
+            restart_scores=scores[sl].copy(),
+        ))
+    return results

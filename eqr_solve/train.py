@@ -1,0 +1,592 @@
+"""Segmented online training (SOT) with ACT halting, as in the EqR/TRM reference.
+
+Each optimizer step runs ONE segment for every row of the batch, takes a loss on it, and
+steps the optimizer; the detached latents carry over to the next step. A row whose
+trajectory halts (q_halt > 0, or 16 segments) is replaced by a fresh puzzle with fresh random
+latents. The global batch is cut into ``shards`` that each own a data stream and RNG, so a run
+gives the same result on one process or spread over several (torchrun), and can be killed and
+resumed exactly.
+
+Run as ``eqr-solve train ...`` or ``torchrun --nproc-per-node N -m eqr_solve.train ...``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import signal
+import sys
+import time
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from eqr_solve import weights
+from eqr_solve.data import Dataset, PuzzleStream, assert_no_test_puzzles, generate, load_collection
+from eqr_solve.model import EqR, EqRConfig, variant
+from eqr_solve.solver import SolveConfig, solve
+from eqr_solve.tasks import get_task
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "train"
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 64  # global batch (rows in flight)
+    shards: int = 1  # independent slices of the batch; must be divisible by the world size
+    optimizer: str = "adamw"  # "adamw" or "adam_atan2" (the reference's)
+    lr: float = 1e-3
+    lr_min_ratio: float = 1.0  # cosine decay to lr*ratio over max_steps (1.0 = constant)
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # 0 = off
+    ema_decay: float = 0.999
+    loss: str = "stablemax"  # or "softmax"
+    q_loss_weight: float = 0.5
+    halt_max_steps: int = 16
+    halt_exploration_prob: float = 0.1
+    curriculum_steps: int = 0  # data mix moves from each source's start_weight to its weight
+    max_steps: int = 0  # 0 = until stopped
+    max_minutes: float = 0  # stop after this much training time in this invocation (0 = off)
+    log_every_seconds: float = 30
+    checkpoint_every_minutes: float = 5
+    eval_every_minutes: float = 20
+    eval_depth: int = 16
+    seed: int = 0
+    variant: str = "eqr"  # "eqr" (RI+NI), "ri" or "trm" baseline
+
+
+# -- recipes ------------------------------------------------------------------------------------
+def load_recipe(name_or_path: str) -> dict:
+    """A recipe TOML by path or by name in ``train/``."""
+    path = Path(name_or_path)
+    if not path.exists():
+        path = RECIPES_DIR / f"{name_or_path}.toml"
+    if not path.exists():
+        have = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.toml")))
+        raise FileNotFoundError(f"no recipe {name_or_path!r} (recipes in train/: {have})")
+    with open(path, "rb") as f:
+        recipe = tomllib.load(f)
+    recipe.setdefault("name", path.stem)
+    recipe["recipe_file"] = str(path.name)
+    return recipe
+
+
+def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
+    """``section.key=value`` overrides (value in TOML syntax, else taken as a string)."""
+    recipe = copy.deepcopy(recipe)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} is not KEY=VALUE")
+        try:
+            parsed = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value
+        node = recipe
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = parsed
+    return recipe
+
+
+def train_config(recipe: dict) -> TrainConfig:
+    known = {f.name for f in fields(TrainConfig)}
+    section = recipe.get("train", {})
+    unknown = set(section) - known
+    if unknown:
+        raise ValueError(f"unknown [train] keys: {', '.join(sorted(unknown))}")
+    return TrainConfig(**section)
+
+
+def model_config(recipe: dict) -> EqRConfig:
+    kind = recipe["kind"]
+    board = recipe.get("board")
+    section = dict(recipe.get("model", {}))
+    if kind == "sudoku":
+        section.setdefault("vocab_size", board[0] + 2)
+    else:
+        section.setdefault("vocab_size", get_task("maze").VOCAB_SIZE)
+    section.setdefault("seq_len", board[0] * board[1] if board else 0)
+    return variant(EqRConfig.from_dict(section), train_config(recipe).variant)
+
+
+def build_source(spec: dict, kind: str, cache_dir: Path | None, split: str = "train") -> Dataset:
+    """One ``[[data]]`` entry: a shared collection, a saved dataset, or a generator spec.
+    Generated sets are cached in ``cache_dir`` (they are deterministic in their seed)."""
+    if "collection" in spec:
+        return load_collection(spec["collection"], split, spec.get("limit"))
+    if "path" in spec:
+        return Dataset.load(spec["path"])
+    name = spec["name"]
+    cached = cache_dir / f"{name}.npz" if cache_dir else None
+    if cached and cached.exists():
+        return Dataset.load(cached)
+    ds = generate(kind, spec["count"], spec.get("seed", 0), **spec.get("generate", {}))
+    if cached:
+        ds.save(cached)
+    return ds
+
+
+# -- loss and optimizer -------------------------------------------------------------------------
+def stablemax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy under stablemax, s(x) = x+1 (x>=0) or 1/(1-x) (x<0); per element."""
+    s = torch.where(logits >= 0, logits + 1, 1 / (1 - logits.clamp(max=0)))
+    logp = torch.log(s) - torch.log(s.sum(-1, keepdim=True))
+    return -logp.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+
+
+def token_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "stablemax":
+        return stablemax_cross_entropy(logits.double(), labels).float()
+    return F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
+
+
+class AdamATan2(torch.optim.Optimizer):
+    """The reference optimizer: Adam with atan2 instead of division (no epsilon)."""
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.95), weight_decay=1.0):
+        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            lr, (b1, b2), wd = group["lr"], group["betas"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["m"] = torch.zeros_like(p)
+                    state["v"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                p.mul_(1 - lr * wd)
+                state["m"].lerp_(p.grad, 1 - b1)
+                state["v"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                denom = state["v"].sqrt() / math.sqrt(1 - b2**t)
+                p.add_(torch.atan2(state["m"], denom), alpha=-lr / (1 - b1**t))
+
+
+def make_optimizer(model: EqR, cfg: TrainConfig) -> torch.optim.Optimizer:
+    # the halting bias starts at -5; decaying it toward 0 would make the head fire spuriously
+    decay = [p for n, p in model.named_parameters() if not n.startswith("q_head")]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": list(model.q_head.parameters()), "weight_decay": 0.0}]
+    betas = (cfg.beta1, cfg.beta2)
+    if cfg.optimizer == "adam_atan2":
+        return AdamATan2(groups, lr=cfg.lr, betas=betas)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas, foreach=True)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Linear warmup from step 1, then cosine down to lr*lr_min_ratio over max_steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * step / cfg.warmup_steps
+    if cfg.lr_min_ratio >= 1.0 or not cfg.max_steps:
+        return cfg.lr
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 *
+                     (1 + math.cos(math.pi * progress)))
+
+
+# -- one shard of the batch ---------------------------------------------------------------------
+class Shard:
+    """A slice of the global batch: its data stream, RNG, carry and per-row ACT state."""
+
+    def __init__(self, index: int, rows: int, stream: PuzzleStream, model: EqR, seed: int,
+                 device: torch.device):
+        H, W = stream.sources[0].shape
+        self.stream = stream
+        self.gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + index)
+        self.carry = model.initial_carry(rows, H * W, self.gen)
+        self.inputs = torch.zeros(rows, H, W, dtype=torch.uint8, device=device)
+        self.labels = torch.zeros(rows, H, W, dtype=torch.uint8, device=device)
+        self.steps = torch.zeros(rows, dtype=torch.long, device=device)
+        self.halted = torch.ones(rows, dtype=torch.bool, device=device)
+
+    def state_dict(self) -> dict:
+        return {"gen": self.gen.get_state(), "stream": self.stream.state_dict(),
+                "z_H": self.carry.z_H, "z_L": self.carry.z_L, "inputs": self.inputs,
+                "labels": self.labels, "steps": self.steps, "halted": self.halted}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.gen.set_state(s["gen"])
+        self.stream.load_state_dict(s["stream"])
+        self.carry = type(self.carry)(s["z_H"], s["z_L"])
+        self.inputs, self.labels = s["inputs"], s["labels"]
+        self.steps, self.halted = s["steps"], s["halted"]
+
+
+STATS = ("lm_loss", "q_loss", "halted", "exact", "cells", "halt_steps", "q_fired", "rows")
+
+
+def shard_step(model: EqR, shard: Shard, cfg: TrainConfig, global_batch: int,
+               step: int) -> torch.Tensor:
+    """Reset halted rows, run one segment, backpropagate this shard's share of the loss.
+    Returns summed statistics (see ``STATS``) for logging."""
+    device = shard.inputs.device
+    if bool(shard.halted.any()):
+        rows = shard.halted
+        progress = step / cfg.curriculum_steps if cfg.curriculum_steps else 1.0
+        x, y = shard.stream.take(int(rows.sum()), progress)
+        shard.inputs[rows] = torch.from_numpy(x).to(device)
+        shard.labels[rows] = torch.from_numpy(y).to(device)
+        shard.carry = model.reset_rows(shard.carry, rows, shard.gen)
+        shard.steps[rows] = 0
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        out = model(shard.carry, shard.inputs, shard.gen)
+    shard.carry = out.carry
+    B = len(shard.steps)
+    logits = out.logits.float()
+    labels = shard.labels.view(B, -1).long()
+    mask = labels != 0
+    with torch.no_grad():
+        steps = shard.steps + 1
+        halted = steps >= cfg.halt_max_steps
+        if cfg.halt_max_steps > 1:  # ACT: halt when confident, but explore longer sometimes
+            explore = torch.rand(B, generator=shard.gen, device=device) < cfg.halt_exploration_prob
+            lo = torch.randint(2, cfg.halt_max_steps + 1, (B,), generator=shard.gen,
+                               device=device)
+            min_steps = torch.where(explore, lo, torch.zeros_like(lo))
+            halted = (halted | (out.q_halt > 0)) & (steps >= min_steps)
+        correct = (logits.argmax(-1) == labels) & mask
+        exact = (correct | ~mask).all(-1)
+    per_cell = token_loss(logits, labels, cfg.loss) * mask
+    lm_loss = (per_cell.sum(-1) / mask.sum(-1).clamp(min=1)).sum()
+    q_loss = F.binary_cross_entropy_with_logits(out.q_halt, exact.float(), reduction="sum")
+    ((lm_loss + cfg.q_loss_weight * q_loss) / global_batch).backward()
+    shard.steps, shard.halted = steps, halted
+    with torch.no_grad():
+        h = halted.float()
+        cells = correct.sum(-1) / mask.sum(-1).clamp(min=1)
+        return torch.stack([
+            lm_loss.detach(), q_loss.detach(), h.sum(), (exact.float() * h).sum(),
+            (cells * h).sum(), (steps.float() * h).sum(),
+            (h * (out.q_halt > 0).float() * (steps < cfg.halt_max_steps).float()).sum(),
+            torch.tensor(float(B), device=device),
+        ]).float()
+
+
+# -- the run ------------------------------------------------------------------------------------
+class Trainer:
+    def __init__(self, recipe: dict, run_dir: Path, device: torch.device, rank: int = 0,
+                 world: int = 1):
+        self.recipe, self.run_dir, self.device = recipe, run_dir, device
+        self.rank, self.world = rank, world
+        self.cfg = cfg = train_config(recipe)
+        self.kind = recipe["kind"]
+        self.board = tuple(recipe["board"]) if recipe.get("board") else None
+        if cfg.batch_size % cfg.shards or cfg.shards % world:
+            raise ValueError(f"batch_size ({cfg.batch_size}) must split into shards "
+                             f"({cfg.shards}) and shards over {world} processes")
+        torch.manual_seed(cfg.seed)
+        self.model = EqR(model_config(recipe)).to(device).train()
+        self.ema = copy.deepcopy(self.model).eval()
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+        self.opt = make_optimizer(self.model, cfg)
+        self.step = 0
+        self.train_seconds = 0.0
+        self.sample_segments = 0
+
+        sources = [build_source(s, self.kind, run_dir / "data" if rank == 0 else None)
+                   for s in recipe["data"]]
+        for ds in sources:
+            assert_no_test_puzzles(ds)
+        weights_ = [float(s.get("weight", 1.0)) for s in recipe["data"]]
+        start = [float(s.get("start_weight", s.get("weight", 1.0))) for s in recipe["data"]]
+        self.data_counts = {s["name"]: len(ds) for s, ds in zip(recipe["data"], sources)}
+        per_shard = cfg.batch_size // cfg.shards
+        mine = range(rank * cfg.shards // world, (rank + 1) * cfg.shards // world)
+        self.shards = [Shard(i, per_shard, PuzzleStream(sources, weights_, cfg.seed * 7919 + i,
+                                                     start_weights=start),
+                             self.model, cfg.seed, device) for i in mine]
+        self.eval_set = None
+        if "eval" in recipe and rank == 0:
+            self.eval_set = build_source(dict(recipe["eval"], name="eval"), self.kind,
+                                         run_dir / "data")
+
+    # -- state -----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"step": self.step, "train_seconds": self.train_seconds,
+                "sample_segments": self.sample_segments,
+                "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                "optimizer": self.opt.state_dict(),
+                "shards": [s.state_dict() for s in self.shards],
+                "recipe": json.dumps(self.recipe)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = state["step"]
+        self.train_seconds = state["train_seconds"]
+        self.sample_segments = state["sample_segments"]
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt.load_state_dict(state["optimizer"])
+        for shard, s in zip(self.shards, state["shards"]):
+            shard.load_state_dict(s)
+
+    def gather_shard_states(self) -> list[dict]:
+        """All shards' states on rank 0 (so one file resumes on any number of processes)."""
+        mine = [s.state_dict() for s in self.shards]
+        if self.world == 1:
+            return mine
+        out: list = [None] * self.world
+        dist.all_gather_object(out, [{k: (v.cpu() if torch.is_tensor(v) else v)
+                                      for k, v in s.items()} for s in mine])
+        return [s for part in out for s in part]
+
+    def save(self, final: bool = False) -> None:
+        """Training state (resumable) + EMA weights (solver-ready), both written atomically."""
+        shard_states = self.gather_shard_states()
+        if self.rank != 0:
+            return
+        state = self.state_dict()
+        state["shards"] = shard_states
+        path = self.run_dir / "state.pt"
+        tmp = path.with_name("state.pt.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        weights.save(self.ema, self.run_dir / "model.safetensors", self.kind, self.board,
+                     self.provenance(final))
+
+    def provenance(self, final: bool) -> dict:
+        return {"recipe": self.recipe.get("recipe_file", self.recipe.get("name")),
+                "recipe_config": self.recipe, "step": self.step,
+                "sample_segments": self.sample_segments,
+                "train_hours": round(self.train_seconds / 3600, 3),
+                "data": self.data_counts, "final": final,
+                "torch": torch.__version__}
+
+    def restore(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        shards = state["shards"]
+        k = len(self.shards)
+        state["shards"] = shards[self.rank * k:(self.rank + 1) * k]
+        self.load_state_dict(state)
+
+    # -- steps -----------------------------------------------------------------------------
+    def train_step(self) -> torch.Tensor:
+        self.step += 1
+        lr = learning_rate(self.cfg, self.step)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        stats = sum(shard_step(self.model, s, self.cfg, self.cfg.batch_size, self.step)
+                    for s in self.shards)
+        if self.world > 1:
+            params = [p for p in self.model.parameters() if p.grad is not None]
+            flat = torch.cat([p.grad.reshape(-1) for p in params])
+            dist.all_reduce(flat)
+            dist.all_reduce(stats)
+            offset = 0
+            for p in params:
+                p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
+                offset += p.numel()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        decay = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.model.parameters()):
+                e.lerp_(p, 1 - decay)
+        self.sample_segments += self.cfg.batch_size
+        return stats
+
+    def evaluate(self) -> dict:
+        """Held-out exact accuracy of the EMA weights at D=eval_depth, B=1 (and ACT steps)."""
+        task = get_task(self.kind)
+        ds = self.eval_set
+        t0 = time.perf_counter()
+        res = solve(self.ema, ds.inputs,
+                    SolveConfig(depth=self.cfg.eval_depth, seed=0,
+                                record_depths=(self.cfg.eval_depth,)))
+        exact = np.mean([np.array_equal(r.answer, y) for r, y in zip(res, ds.labels)])
+        cells = np.mean([(r.answer == y).mean() for r, y in zip(res, ds.labels)])
+        fired = [next((i + 1 for i, q in enumerate(r.q) if q > 0), None) for r in res]
+        act_steps = np.mean([f or self.cfg.eval_depth for f in fired])
+        del task
+        return {"exact": round(float(exact), 4), "cells": round(float(cells), 4),
+                "act_steps": round(float(act_steps), 2), "n": len(ds),
+                "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def log_record(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """After a resume, drop log lines from steps the restored checkpoint had not reached."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+def setup_distributed() -> tuple[int, int, torch.device | None]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, None
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    rank = dist.get_rank()
+    device = None
+    if backend == "nccl":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    return rank, world, device
+
+
+def run(recipe: dict, run_dir: Path, resume: bool = False, device: str = "auto",
+        report=None) -> Trainer:
+    """Train (or resume) until max_steps / max_minutes / SIGTERM / Ctrl-C, checkpointing.
+
+    ``report(kind, record)`` receives "log", "eval" and "info" records for display.
+    """
+    rank, world, dist_device = setup_distributed()
+    if dist_device is not None:
+        dev = dist_device
+    elif device == "auto":
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        dev = torch.device(device)
+    report = report or (lambda kind, rec: None)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path = run_dir / "state.pt"
+    if resume and state_path.exists():
+        saved = json.loads(torch.load(state_path, map_location="cpu", weights_only=True)
+                           ["recipe"])
+        # the run continues with its own recipe; only how-long/how-often settings may change
+        for key in ("max_steps", "max_minutes", "log_every_seconds",
+                    "checkpoint_every_minutes", "eval_every_minutes"):
+            if key in recipe.get("train", {}):
+                saved.setdefault("train", {})[key] = recipe["train"][key]
+        recipe = saved
+    elif resume:
+        report("info", {"message": f"no checkpoint in {run_dir}; starting a new run"})
+    elif state_path.exists():
+        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it "
+                              "or --out to start elsewhere")
+    trainer = Trainer(recipe, run_dir, dev, rank, world)
+    cfg = trainer.cfg
+    metrics = run_dir / "metrics.jsonl"
+    if resume and state_path.exists():
+        trainer.restore(state_path)
+        if rank == 0:
+            truncate_metrics(metrics, trainer.step)
+        report("info", {"message": f"resumed at step {trainer.step}"})
+    if rank == 0:
+        (run_dir / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
+
+    stop = {"signal": None}
+
+    def on_signal(signum, _frame):
+        stop["signal"] = signum
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    start = time.perf_counter()
+    last_log = last_ckpt = last_eval = start
+    acc = torch.zeros(len(STATS))
+    acc_steps, acc_t0 = 0, start
+    try:
+        while not (cfg.max_steps and trainer.step >= cfg.max_steps):
+            t_step = time.perf_counter()
+            acc += trainer.train_step().cpu()
+            acc_steps += 1
+            now = time.perf_counter()
+            trainer.train_seconds += now - t_step
+            # rank 0 decides what happens after this step, so that every rank agrees
+            stop_now = bool(stop["signal"]) or bool(
+                cfg.max_minutes and (now - start) / 60 >= cfg.max_minutes)
+            flags = torch.tensor([
+                now - last_log >= cfg.log_every_seconds or stop_now,
+                now - last_ckpt >= cfg.checkpoint_every_minutes * 60,
+                trainer.eval_set is not None and now - last_eval >= cfg.eval_every_minutes * 60,
+                stop_now,
+            ], dtype=torch.int32)
+            if world > 1:
+                dist.broadcast(flags, 0)
+            log_due, ckpt_due, eval_due, stop_now = flags.tolist()
+            if log_due:
+                record = summarize(acc, acc_steps, now - acc_t0, trainer)
+                if rank == 0:
+                    log_record(metrics, record)
+                report("log", record)
+                acc.zero_()
+                acc_steps, acc_t0, last_log = 0, now, now
+            if stop_now:
+                break
+            if ckpt_due:
+                trainer.save()
+                last_ckpt = time.perf_counter()
+            if eval_due and rank == 0:
+                eval_record(trainer, metrics, report)
+                last_eval = time.perf_counter()
+        trainer.save(final=bool(cfg.max_steps and trainer.step >= cfg.max_steps))
+        if trainer.eval_set is not None and not stop["signal"]:
+            eval_record(trainer, metrics, report)
+        if stop["signal"]:
+            report("info", {"message": f"stopped at step {trainer.step}; checkpoint saved, "
+                                       "continue with --resume"})
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if world > 1:
+            dist.destroy_process_group()
+    return trainer
+
+
+def eval_record(trainer: Trainer, metrics: Path, report) -> None:
+    record = {"step": trainer.step, "sample_segments": trainer.sample_segments,
+              "train_hours": round(trainer.train_seconds / 3600, 3), "eval": trainer.evaluate()}
+    log_record(metrics, record)
+    report("eval", record)
+
+
+def summarize(acc: torch.Tensor, n_steps: int, seconds: float, trainer: Trainer) -> dict:
+    s = dict(zip(STATS, acc.tolist()))
+    halted = max(1.0, s["halted"])
+    rows = max(1.0, s["rows"])
+    return {
+        "step": trainer.step,
+        "sample_segments": trainer.sample_segments,
+        "train_hours": round(trainer.train_seconds / 3600, 4),
+        "lr": learning_rate(trainer.cfg, trainer.step),
+        "lm_loss": round(s["lm_loss"] / rows, 4),
+        "q_loss": round(s["q_loss"] / rows, 4),
+        "train_exact": round(s["exact"] / halted, 4),
+        "train_cells": round(s["cells"] / halted, 4),
+        "halt_steps": round(s["halt_steps"] / halted, 2),
+        "q_fired": round(s["q_fired"] / halted, 3),
+        "samples_per_s": round(s["rows"] / max(seconds, 1e-9), 1),
+    }
+
+
+def config_summary(recipe: dict) -> dict:
+    return {"model": asdict(model_config(recipe)), "train": asdict(train_config(recipe))}
+
+
+if __name__ == "__main__":  # torchrun --nproc-per-node N -m eqr_solve.train [train options]
+    from eqr_solve.cli import app
+
+    app(["train", *sys.argv[1:]])

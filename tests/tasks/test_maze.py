@@ -1,0 +1,220 @@
+import numpy as np
+import pytest
+
+from eqr_solve.tasks import InputError, Puzzle, PuzzleError
+from eqr_solve.tasks import maze as M
+
+SMALL = ["#######", "#S    #", "# ### #", "#   #G#", "#######"]
+# Two shortest paths of length 4 from S to G (around either side of the middle wall).
+TWO_WAYS = ["#####", "#S  #", "# # #", "#  G#", "#####"]
+
+
+def grid(rows: list[str]) -> np.ndarray:
+    return M.from_rows(rows)
+
+
+def answer(rows: list[str]) -> np.ndarray:
+    return M.from_rows(rows)
+
+
+def test_round_trip_and_tokens():
+    g = grid(SMALL)
+    assert g.dtype == np.uint8 and g.shape == (5, 7)
+    assert g[0, 0] == M.WALL and g[1, 1] == M.START and g[1, 2] == M.OPEN and g[3, 5] == M.GOAL
+    assert M.to_rows(g) == SMALL
+    assert M.format_grid(g) == "\n".join(SMALL)
+    assert grid(["#.o#"]).tolist() == [[M.WALL, M.OPEN, M.PATH, M.WALL]]
+    with pytest.raises(InputError, match="bad character 'x' at row 1, column 2"):
+        M.from_rows(["#x#"])
+
+
+def test_parse_several_mazes_crlf_ragged_and_path_cells():
+    ragged = ["#####", "#S", "#.o.G", "#####"]  # short row padded with open cells
+    text = "\r\n".join(SMALL) + "\r\n \t \r\n\r\n" + "\n".join(ragged) + "\n"
+    entries = M.parse(text, "m.txt")
+    assert all(isinstance(e, Puzzle) for e in entries)
+    first, second = entries
+    assert first.source == "m.txt:1" and second.source == "m.txt:8"
+    assert (first.grid == grid(SMALL)).all()
+    assert second.grid.shape == (4, 5)
+    assert M.to_rows(second.grid) == ["#####", "#S   ", "#   G", "#####"]  # o read as open
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (["####", "#Sx#", "#G #", "####"], "bad character 'x' at row 2, column 3"),
+        (["####", "#  #", "#G #", "####"], "no start 'S'"),
+        (["####", "#SS#", "#G #", "####"], "2 cells are start 'S', expected one"),
+        (["####", "#S #", "#  #", "####"], "no goal 'G'"),
+        (["####", "#SG#", "#G #", "####"], "2 cells are goal 'G', expected one"),
+        (["SG"], "maze is 1x2, need at least 2x2"),
+        (["#####", "#S#G#", "#####"], "goal 'G' cannot be reached from start 'S'"),
+    ],
+)
+def test_parse_errors_then_continue(rows, message):
+    text = "\n".join(rows) + "\n\n" + "\n".join(SMALL)
+    bad, good = M.parse(text, "e")
+    assert isinstance(bad, PuzzleError) and bad.message == message and bad.source == "e:1"
+    assert isinstance(good, Puzzle) and good.source == f"e:{len(rows) + 2}"
+
+
+@pytest.mark.parametrize("text", ["", "\n  \n", "4.....8.5.3..........1.......\nhello\n"])
+def test_not_a_maze_raises(text):
+    with pytest.raises(InputError):
+        M.parse(text, "x")
+
+
+def test_solve_and_path_counts():
+    g = grid(SMALL)
+    label = M.solve(g)
+    assert M.to_rows(label) == ["#######", "#Soooo#", "# ###o#", "#   #G#", "#######"]
+    assert M.path_length(g) == 6
+    assert M.count_shortest_paths(g) == 1
+    two = grid(TWO_WAYS)
+    assert M.count_shortest_paths(two) == 2 and M.count_shortest_paths(two, cap=5) == 2
+    assert M.path_length(two) == 4
+    assert (M.solve(two) == M.solve(two)).all()
+    room = np.full((6, 6), M.OPEN, np.uint8)
+    room[0, 0], room[5, 5] = M.START, M.GOAL
+    assert M.count_shortest_paths(room, cap=1000) == 252  # C(10, 5) monotone lattice paths
+    blocked = grid(["#####", "#S#G#", "#####"])
+    assert M.solve(blocked) is None and M.path_length(blocked) == -1
+    assert M.count_shortest_paths(blocked) == 0
+
+
+def test_check_accepts_any_shortest_path():
+    two = grid(TWO_WAYS)
+    upper = answer(["#####", "#Soo#", "# #o#", "#  G#", "#####"])
+    lower = answer(["#####", "#S  #", "#o# #", "#ooG#", "#####"])
+    for a in (upper, lower, M.solve(two)):
+        assert M.check(two, a) == [] and M.is_solution(two, a)
+        assert not M.conflicts(two, a).any()
+
+
+def test_check_rejects_wrong_answers():
+    g = grid(SMALL)
+    cases = {
+        "unmarked": (SMALL, "the path stops at r2c2 before reaching G"),
+        "broken": (
+            ["#######", "#Soo o#", "# ###o#", "#   #G#", "#######"],
+            "the path stops at r2c4 before reaching G",
+        ),
+        "stray": (
+            ["#######", "#Soooo#", "# ###o#", "#o  #G#", "#######"],
+            "1 stray 'o' cell off the S-G path",
+        ),
+        "wall": (
+            ["#######", "#Soooo#", "# ###o#", "#   #G#", "#o#####"],
+            "cell r5c2 changed from '#' to 'o'",
+        ),
+        "moved_goal": (
+            ["#######", "#Soooo#", "# ###o#", "#   #o#", "#####G#"],
+            "cell r4c6 changed from 'G' to 'o'",
+        ),
+    }
+    for name, (rows, message) in cases.items():
+        problems = M.check(g, answer(rows))
+        assert message in problems, (name, problems)
+    assert M.check(g, answer(SMALL[:3])) != []
+
+
+def test_check_other_shortest_paths_and_branches():
+    room = grid(["#######", "#S    #", "#     #", "#    G#", "#######"])
+    for rows in (
+        ["#######", "#S    #", "#o    #", "#ooooG#", "#######"],
+        ["#######", "#Sooo #", "#   o #", "#   oG#", "#######"],
+        ["#######", "#Soooo#", "#    o#", "#    G#", "#######"],
+    ):
+        assert M.check(room, answer(rows)) == []
+    zigzag = answer(["#######", "#Soo  #", "# oo  #", "#  ooG#", "#######"])
+    assert M.check(room, zigzag) == ["the path branches or loops at r2c3"]
+
+
+def test_check_path_too_long():
+    g = grid(["#######", "#S   G#", "# ### #", "#     #", "#######"])
+    way_round = answer(["#######", "#S   G#", "#o###o#", "#ooooo#", "#######"])
+    assert M.check(g, way_round) == ["the path has length 8, the shortest is 4"]
+    marked = M.conflicts(g, way_round)
+    assert marked.sum() == 7 and not marked[1, 1]
+
+
+def test_conflicts_marks_changed_cells():
+    g = grid(SMALL)
+    a = M.solve(g)
+    a[4, 1] = M.PATH  # path on a wall
+    a[3, 1] = M.WALL  # open cell made a wall
+    marked = M.conflicts(g, a)
+    assert marked[4, 1] and marked[3, 1] and marked.sum() == 2
+
+
+@pytest.mark.parametrize(
+    "h, w, lo, hi",
+    [(9, 9, 4, 10), (15, 15, 20, 40), (30, 30, 100, 140), (11, 20, 10, 30)],
+)
+def test_generate_perfect(h, w, lo, hi):
+    x, y = M.generate(np.random.default_rng(h * w), 40, h, w, lo, hi)
+    assert x.shape == y.shape == (40, h, w) and x.dtype == np.uint8
+    assert set(np.unique(x)) == {M.WALL, M.OPEN, M.START, M.GOAL}
+    open_cells = 2 * ((h - 1) // 2) * ((w - 1) // 2) - 1
+    for p, label in zip(x, y, strict=True):
+        assert (p != M.WALL).sum() == open_cells
+        assert lo <= M.path_length(p) <= hi
+        assert M.count_shortest_paths(p) == 1
+        assert (M.solve(p) == label).all()
+        assert M.check(p, label) == []
+    if h % 2 == 0:  # even sizes: the last row / column stay wall
+        assert (x[:, -1, :] == M.WALL).all()
+    if w % 2 == 0:
+        assert (x[:, :, -1] == M.WALL).all()
+
+
+def test_30x30_has_391_open_cells():
+    x, _ = M.generate(np.random.default_rng(0), 3)
+    assert ((x != M.WALL).sum(axis=(1, 2)) == 391).all()
+
+
+def test_generate_random_mode():
+    x, y = M.generate(np.random.default_rng(1), 30, 15, 15, 8, 20, mode="random")
+    for p, label in zip(x, y, strict=True):
+        assert 8 <= M.path_length(p) <= 20
+        assert M.count_shortest_paths(p) == 1
+        assert (M.solve(p) == label).all()
+        assert (p[0] == M.WALL).all() and (p[:, -1] == M.WALL).all()
+    x, y = M.generate(
+        np.random.default_rng(2), 30, 15, 15, 8, 20, mode="random", require_unique=False
+    )
+    assert all((M.solve(p) == label).all() for p, label in zip(x, y, strict=True))
+
+
+def test_generate_impossible_raises():
+    with pytest.raises(ValueError, match="cannot fit"):
+        M.generate(np.random.default_rng(0), 1, 9, 9, 40, 50)
+    with pytest.raises(ValueError, match="could not place"):  # 3x3 open room: at most 4 steps
+        M.generate(np.random.default_rng(0), 1, 5, 5, 8, 8, mode="random")
+    with pytest.raises(ValueError):
+        M.generate(np.random.default_rng(0), 1, 9, 9, 4, 10, mode="spiral")
+
+
+def test_dedupe():
+    x, y = M.generate(np.random.default_rng(3), 300, 5, 5, 2, 3)
+    dx, dy = M.dedupe(x, y)
+    assert len(dx) < len(x)  # 5x5 mazes repeat a lot
+    assert len({p.tobytes() for p in dx}) == len(dx)
+    assert all((M.solve(p) == label).all() for p, label in zip(dx, dy, strict=True))
+    assert (dx[0] == x[0]).all()  # first occurrences kept in order
+
+
+@pytest.mark.parametrize("h, w", [(15, 15), (11, 21)])
+def test_augment(h, w):
+    x, y = M.generate(np.random.default_rng(4), 64, h, w, 10, 20)
+    ax, ay = M.augment(np.random.default_rng(5), x, y)
+    assert ax.shape == x.shape
+    for p, label, orig in zip(ax, ay, x, strict=True):
+        assert M.check(p, label) == []
+        assert M.path_length(p) == M.path_length(orig)
+    variants = {M.augment(np.random.default_rng(k), x[:1], y[:1])[0].tobytes() for k in range(64)}
+    assert len(variants) == (8 if h == w else 4)
+    assert (
+        x == M.generate(np.random.default_rng(4), 64, h, w, 10, 20)[0]
+    ).all()  # inputs untouched

@@ -1,0 +1,130 @@
+import math
+
+import pytest
+import torch
+
+from eqr_solve.model import Carry, EqR, count_parameters, flops_per_segment, trunc_normal_, variant
+from tests.conftest import tiny_config
+
+
+def test_segment_shapes_and_detached_carry(tiny_model):
+    x = torch.randint(1, 6, (3, 4, 4))
+    carry = tiny_model.initial_carry(3, 16)
+    out = tiny_model(carry, x)
+    assert out.logits.shape == (3, 16, 6)
+    assert out.q_halt.shape == (3,)
+    assert out.carry.z_H.shape == (3, 16, 32) and out.carry.z_L.shape == (3, 16, 32)
+    assert not out.carry.z_H.requires_grad and not out.carry.z_L.requires_grad
+
+
+def test_halting_head_starts_silent(tiny_model):
+    out = tiny_model(tiny_model.initial_carry(2, 16), torch.randint(1, 6, (2, 4, 4)))
+    assert torch.allclose(out.q_halt, torch.full((2,), -5.0))
+
+
+def test_only_last_cycle_has_gradients():
+    torch.manual_seed(0)
+    model = EqR(tiny_config(H_cycles=3)).train()
+    calls = []
+    original = model.f
+
+    def spy(z, inj, rope, gen):
+        calls.append(torch.is_grad_enabled())
+        return original(z, inj, rope, gen)
+
+    model.f = spy
+    out = model(model.initial_carry(2, 16), torch.randint(1, 6, (2, 4, 4)))
+    cfg = model.cfg
+    per_cycle = cfg.L_cycles + 1
+    assert calls == [False] * per_cycle * (cfg.H_cycles - 1) + [True] * per_cycle
+    out.logits.sum().backward()
+    assert model.embed.weight.grad.abs().sum() > 0
+
+
+def test_random_init_is_random_and_truncated():
+    torch.manual_seed(0)
+    model = EqR(tiny_config(init_std=1.0))
+    a, b = model.initial_carry(64, 16), model.initial_carry(64, 16)
+    assert not torch.equal(a.z_H, b.z_H) and not torch.equal(a.z_H, a.z_L)
+    z = a.z_H
+    assert abs(z.std().item() - 1.0) < 0.05
+    assert z.abs().max().item() <= 2.2737 + 1e-4
+
+
+def test_trm_variant_is_deterministic_and_fixed_init():
+    torch.manual_seed(0)
+    cfg = variant(tiny_config(), "trm")
+    assert cfg.lambda_ == 1.0 and cfg.noise_scale == 0.0 and not cfg.random_init
+    model = EqR(cfg).eval()
+    c = model.initial_carry(2, 16)
+    assert torch.equal(c.z_H[0, 0], c.z_H[1, 5])  # one vector broadcast everywhere
+    x = torch.randint(1, 6, (2, 4, 4))
+    assert torch.equal(model(c, x).logits, model(c, x).logits)
+
+
+def test_noise_makes_runs_differ_and_generator_reproduces(tiny_model):
+    x = torch.randint(1, 6, (2, 4, 4))
+    c = tiny_model.initial_carry(2, 16)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert torch.equal(tiny_model(c, x, g1).logits, tiny_model(c, x, g2).logits)
+    assert not torch.equal(tiny_model(c, x).logits, tiny_model(c, x).logits)
+
+
+def test_damped_update_formula():
+    torch.manual_seed(0)
+    model = EqR(tiny_config(lambda_=0.95, noise_scale=0.0))
+    z, inj = torch.randn(1, 16, 32), torch.randn(1, 16, 32)
+    u = z + inj
+    for block in model.blocks:
+        u = block(u, None)
+    expected = 0.05 * z + 0.95 * u
+    assert torch.allclose(model.f(z, inj, None, None), expected, atol=1e-6)
+
+
+def test_reset_rows_only_touches_halted(tiny_model):
+    c = tiny_model.initial_carry(4, 16)
+    rows = torch.tensor([True, False, True, False])
+    r = tiny_model.reset_rows(c, rows)
+    assert torch.equal(r.z_H[1], c.z_H[1]) and torch.equal(r.z_L[3], c.z_L[3])
+    assert not torch.equal(r.z_H[0], c.z_H[0])
+
+
+@pytest.mark.parametrize("pos", ["rope", "rope2d", "none"])
+def test_attention_model_any_board_size(pos):
+    torch.manual_seed(0)
+    model = EqR(tiny_config(mixer="attn", pos_encoding=pos, seq_len=0)).eval()
+    for H, W in [(5, 5), (6, 9)]:
+        out = model(model.initial_carry(2, H * W), torch.randint(1, 6, (2, H, W)))
+        assert out.logits.shape == (2, H * W, 6)
+
+
+def test_rope2d_distinguishes_rows_from_columns():
+    torch.manual_seed(0)
+    model = EqR(tiny_config(mixer="attn", pos_encoding="rope2d", seq_len=0))
+    cos, _ = model.rope(3, 3)
+    assert not torch.equal(cos[1], cos[3])  # (0,1) and (1,0) differ
+
+
+def test_down_projection_init_makes_recurrence_contractive():
+    """A small change of z0 must not blow up through one segment (see README deviations)."""
+    torch.manual_seed(0)
+    model = EqR(tiny_config(hidden_size=64, noise_scale=0.0)).eval()
+    c = model.initial_carry(8, 16)
+    x = torch.randint(1, 6, (8, 4, 4))
+    c2 = Carry(c.z_H + 1e-3 * torch.randn_like(c.z_H), c.z_L)
+    a, b = model(c, x).logits, model(c2, x).logits
+    assert ((a - b).norm() / a.norm()).item() < 0.01
+
+
+def test_trunc_normal_std_exact():
+    t = trunc_normal_(torch.empty(200_000), 0.5, torch.Generator().manual_seed(0))
+    assert math.isclose(t.std().item(), 0.5, rel_tol=0.02)
+
+
+def test_paper_sudoku_parameter_count():
+    cfg = tiny_config(vocab_size=11, seq_len=81, hidden_size=512, num_heads=8, L_layers=2,
+                      H_cycles=3, L_cycles=6, expansion=4.0)
+    model = EqR(cfg)
+    # the reference's 4,855,298 has a 2-output q head; ours has one output (513 fewer)
+    assert count_parameters(model) == 4_855_298 - 513
+    assert abs(flops_per_segment(cfg, 81) / 1e9 - 18.7) < 0.2

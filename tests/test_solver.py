@@ -1,0 +1,147 @@
+import numpy as np
+import pytest
+import torch
+
+from eqr_solve.solver import SolveConfig, residual_score, select_restart, solve
+
+
+def grids(n=3, seed=0):
+    return np.random.default_rng(seed).integers(1, 6, size=(n, 4, 4)).astype(np.uint8)
+
+
+def test_solve_returns_one_result_per_puzzle(tiny_model):
+    res = solve(tiny_model, grids(3), SolveConfig(depth=4, breadth=2))
+    assert len(res) == 3
+    for r in res:
+        assert r.answer.shape == (4, 4)
+        assert r.steps == 4 and r.nfe == 8
+        assert 0 <= r.restart < 2
+        assert len(r.residuals) == 3 and len(r.q) == 4
+        assert r.valid is None
+
+
+def test_same_seed_same_answers(tiny_model):
+    cfg = SolveConfig(depth=3, breadth=3, seed=7)
+    a = solve(tiny_model, grids(2), cfg)
+    b = solve(tiny_model, grids(2), cfg)
+    for x, y in zip(a, b):
+        assert np.array_equal(x.answer, y.answer) and x.residuals == y.residuals
+
+
+def test_different_seeds_give_different_trajectories(tiny_model):
+    a = solve(tiny_model, grids(1), SolveConfig(depth=3, seed=1))[0]
+    b = solve(tiny_model, grids(1), SolveConfig(depth=3, seed=2))[0]
+    assert a.residuals != b.residuals
+
+
+class BatchSpy:
+    """Wrap a model and record the batch size of every segment."""
+
+    def __init__(self, model):
+        self.model, self.sizes = model, []
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def __call__(self, carry, inputs, generator=None):
+        self.sizes.append(len(inputs))
+        return self.model(carry, inputs, generator)
+
+    def parameters(self):
+        return self.model.parameters()
+
+
+def test_act_halting_shrinks_the_working_batch(tiny_model):
+    with torch.no_grad():  # make every other puzzle's q_halt fire: bias +5 only for token 5 at 0
+        tiny_model.q_head.bias.fill_(5.0)
+    spy = BatchSpy(tiny_model)
+    res = solve(spy, grids(4), SolveConfig(depth=8, breadth=2, halt="act", min_steps=3))
+    assert spy.sizes == [8, 8, 8]  # all halt at min_steps, nobody runs to depth 8
+    assert all(r.steps == 3 and r.nfe == 6 for r in res)
+
+
+def test_no_halting_runs_full_depth(tiny_model):
+    spy = BatchSpy(tiny_model)
+    solve(spy, grids(2), SolveConfig(depth=5, breadth=2, halt="none"))
+    assert spy.sizes == [4] * 5
+
+
+def test_residual_halting_stops_converged_rows(tiny_model):
+    res = solve(tiny_model, grids(2), SolveConfig(depth=20, halt="residual", tol=1e9))
+    assert all(r.steps == 2 for r in res)  # min_steps=2: first residual exists at step 2
+
+
+def test_breadth_is_chunked_but_complete(tiny_model):
+    spy = BatchSpy(tiny_model)
+    res = solve(spy, grids(2), SolveConfig(depth=2, breadth=5, max_rows=4))
+    assert max(spy.sizes) <= 4
+    assert sum(spy.sizes) == 2 * 5 * 2  # every trajectory ran its 2 segments
+    assert [r.nfe for r in res] == [10, 10]
+
+
+def test_chunking_respects_memory_budget(tiny_model):
+    spy = BatchSpy(tiny_model)
+    solve(spy, grids(1), SolveConfig(depth=1, breadth=64, memory_gib=1e-4))
+    assert max(spy.sizes) < 64
+
+
+def test_record_depths_snapshots(tiny_model):
+    from eqr_solve.solver import run_trajectories
+
+    run, _ = run_trajectories(tiny_model, grids(2), SolveConfig(depth=6, breadth=2,
+                                                                 record_depths=(2, 6)))
+    snaps = run.snapshots_out()
+    assert set(snaps) == {2, 6}
+    assert (snaps[2].steps == 2).all() and (snaps[6].steps == 6).all()
+    assert np.array_equal(snaps[6].answers, run.answers)
+
+
+def test_verifier_selection_and_validity(tiny_model):
+    target = grids(1)[0]
+    calls = []
+
+    def check(puzzle, answer):
+        calls.append(1)
+        return False
+
+    res = solve(tiny_model, target[None], SolveConfig(depth=2, breadth=3, select="verify"),
+                check=check)
+    assert res[0].valid is False and calls
+
+
+def test_residual_score_uses_last_window():
+    residuals = np.array([[np.nan, 5, 4, 3, 2, 1]], dtype=np.float32)
+    assert residual_score(residuals, np.array([6]), 3)[0] == pytest.approx(2.0)
+    assert residual_score(residuals, np.array([3]), 3)[0] == pytest.approx(4.5)
+    assert residual_score(residuals, np.array([1]), 3)[0] == np.inf
+
+
+def test_selection_rules():
+    answers = np.array([[1, 1], [2, 2], [2, 2], [3, 3]], dtype=np.uint8)
+    scores = np.array([0.5, 0.2, 0.9, 0.2])
+    q = np.array([-1.0, 0.0, 3.0, 1.0])
+    assert select_restart("residual", answers, scores, q) == 1  # first of the tied minima
+    assert select_restart("vote", answers, scores, q) == 1  # [2,2] twice, first seen
+    assert select_restart("q", answers, scores, q) == 2
+    assert select_restart("verify", answers, scores, q, lambda a: a[0] == 3) == 3
+    assert select_restart("verify", answers, scores, q, lambda a: False) == 1  # falls back
+    with pytest.raises(ValueError):
+        select_restart("verify", answers, scores, q)
+
+
+def test_vote_tie_goes_to_first_seen():
+    answers = np.array([[3], [1], [1], [3]], dtype=np.uint8)
+    assert select_restart("vote", answers, np.zeros(4), np.zeros(4)) == 0
+
+
+def test_noise_override_is_restored(tiny_model):
+    before = tiny_model.cfg.noise_scale
+    solve(tiny_model, grids(1), SolveConfig(depth=2, noise=0.5))
+    assert tiny_model.cfg.noise_scale == before
+
+
+def test_bad_config_rejected():
+    with pytest.raises(ValueError):
+        SolveConfig(halt="sometimes")
+    with pytest.raises(ValueError):
+        SolveConfig(depth=0)

@@ -1,0 +1,136 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from eqr_solve import weights
+from eqr_solve.model import EqR
+from tests.conftest import tiny_config
+
+
+def save_tiny(path: Path, kind="sudoku", board=(4, 4), **meta) -> EqR:
+    torch.manual_seed(0)
+    model = EqR(tiny_config())
+    weights.save(model, path, kind, board, meta)
+    return model
+
+
+def test_round_trip(tmp_path):
+    model = save_tiny(tmp_path / "m.safetensors", recipe="x.toml")
+    loaded, info = weights.load(str(tmp_path / "m.safetensors"))
+    assert info.kind == "sudoku" and info.board == (4, 4) and info.meta["recipe"] == "x.toml"
+    assert info.config == model.cfg
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert not loaded.training
+
+
+def test_bundled_name_lookup(tmp_path, monkeypatch):
+    monkeypatch.setenv("EQR_WEIGHTS_DIR", str(tmp_path))
+    save_tiny(tmp_path / "sudoku-4x4.safetensors")
+    _, info = weights.load("sudoku-4x4")
+    assert info.name == "sudoku-4x4"
+    assert [i.name for i in weights.list_bundled()] == ["sudoku-4x4"]
+    with pytest.raises(weights.WeightsError, match="eqr-solve train"):
+        weights.load("sudoku-9x9")
+
+
+def test_kind_and_shape_mismatch(tmp_path):
+    save_tiny(tmp_path / "m.safetensors")
+    info = weights.read_info(tmp_path / "m.safetensors")
+    with pytest.raises(weights.WeightsError, match="not a maze model"):
+        weights.check_compatible(info, "maze", (4, 4))
+    with pytest.raises(weights.WeightsError, match="solves 4x4 boards"):
+        weights.check_compatible(info, "sudoku", (9, 9))
+    weights.check_compatible(info, "sudoku", (4, 4))
+
+
+def test_corrupt_and_foreign_files(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model at all")
+    with pytest.raises(weights.WeightsError, match="not a readable safetensors"):
+        weights.load(str(bad))
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(weights.WeightsError, match="not an eqr-solve model"):
+        weights.load(str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(weights.WeightsError, match="not found"):
+        weights.load(str(tmp_path / "missing.safetensors"))
+
+
+def test_truncated_file(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_tiny(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(weights.WeightsError):
+        weights.load(str(path))
+
+
+def test_weights_not_matching_config(tmp_path):
+    path = tmp_path / "m.safetensors"
+    torch.manual_seed(0)
+    model = EqR(tiny_config(hidden_size=16))
+    weights.save(model, path, "sudoku", (4, 4))
+    # rewrite the metadata to claim another width
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta["config"] = meta["config"].replace('"hidden_size": 16', '"hidden_size": 32')
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(weights.WeightsError, match="do not match"):
+        weights.load(str(path))
+
+
+def test_parse_hf():
+    assert weights.parse_hf("hf://a/b/model.safetensors") == ("a/b", "model.safetensors", None)
+    assert weights.parse_hf("hf://a/b@v1/x/m.safetensors") == ("a/b", "x/m.safetensors", "v1")
+    with pytest.raises(weights.WeightsError):
+        weights.parse_hf("hf://a")
+
+
+def populate_hub_cache(cache: Path, repo: str, filename: str, src: Path, commit="a" * 40):
+    """Lay out a model in the Hugging Face cache exactly as huggingface_hub does."""
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(commit)
+    snap = folder / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (snap / filename).write_bytes(src.read_bytes())
+
+
+def run_cli(args, env):
+    return subprocess.run([sys.executable, "-m", "eqr_solve.cli", *args], capture_output=True,
+                          text=True, env={**os.environ, **env}, timeout=120)
+
+
+def test_hub_pull_and_use_offline_from_cache(tmp_path):
+    src = tmp_path / "src.safetensors"
+    save_tiny(src)
+    cache = tmp_path / "hub"
+    populate_hub_cache(cache, "someone/eqr-4x4", "model.safetensors", src)
+    env = {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    r = run_cli(["weights", "pull", "someone/eqr-4x4"], env)
+    assert r.returncode == 0, r.stderr
+    assert "sudoku model" in r.stdout
+    puzzle = tmp_path / "p.txt"
+    puzzle.write_text("1...\n..3.\n.4..\n...2\n")
+    r = run_cli(["sudoku", str(puzzle), "--weights", "hf://someone/eqr-4x4/model.safetensors",
+                 "--depth", "2", "--json"], env)
+    assert r.returncode in (0, 1), r.stderr
+    assert '"kind": "sudoku"' in r.stdout
+
+
+def test_hub_failure_is_a_clear_error(tmp_path):
+    env = {"HF_HUB_CACHE": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"}
+    r = run_cli(["weights", "pull", "nobody/nothing"], env)
+    assert r.returncode == 2
+    assert "cannot download nobody/nothing" in r.stderr
+    assert "Traceback" not in r.stderr
