@@ -364,6 +364,136 @@ def train(
               f"state: {run_dir / 'state.pt'}")
 
 
+# -- data -------------------------------------------------------------------------------------
+@app.command()
+def data(
+    kind: Annotated[Kind, typer.Argument(help="Puzzle kind.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Dataset path (writes NAME.npz and "
+                                                         "NAME.json).")],
+    count: Annotated[int, typer.Option(help="Puzzles to generate.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Generator seed (the set is reproducible).")] = 0,
+    size: Annotated[int, typer.Option(help="Sudoku n (4, 6, 9, ...) or maze side.")] = 9,
+    blanks: Annotated[str | None, typer.Option(help="Sudoku blanks: N or LO-HI.")] = None,
+    minimal: Annotated[bool, typer.Option(help="Sudoku: minimal puzzles (no removable "
+                                               "given).")] = False,
+    path_length: Annotated[str, typer.Option(help="Maze shortest-path length LO-HI "
+                                                  "(edges).")] = "100-140",
+    collection: Annotated[str | None, typer.Option(help="Instead of generating: a shared "
+                                                        "collection file name.")] = None,
+    split: Annotated[str, typer.Option(help="Split of --collection: train or test.")] = "test",
+) -> None:
+    """Build and save a dataset (generated, or a split of a shared collection) with a JSON
+    manifest of its provenance, so a run or an evaluation can be repeated exactly."""
+    from eqr_solve import data as D
+
+    try:
+        if collection:
+            ds = D.load_collection(collection, split)
+        elif kind == Kind.sudoku:
+            params = {"n": size}
+            if minimal:
+                params["minimal"] = True
+            else:
+                lo, _, hi = (blanks or str(size * size // 2)).partition("-")
+                params["blanks"] = [int(lo), int(hi)] if hi else int(lo)
+            ds = D.generate("sudoku", count, seed, **params)
+        else:
+            lo, _, hi = path_length.partition("-")
+            ds = D.generate("maze", count, seed, height=size, width=size, min_path=int(lo),
+                            max_path=int(hi or lo))
+    except (ValueError, InputError) as e:
+        raise fail(str(e)) from None
+    ds.save(out_path)
+    out.print(f"[green]✓[/] {len(ds)} {ds.kind} puzzles ({ds.shape[0]}x{ds.shape[1]}) -> "
+              f"{out_path.with_suffix('.npz')} (+ .json manifest)")
+
+
+def load_eval_data(kind: str, specs: list[str], limit: int | None):
+    """--data values: a saved dataset, ``shared:FILE[:split]``, or puzzle files/folders."""
+    from eqr_solve import data as D
+
+    parts = []
+    for spec in specs:
+        if spec.startswith("shared:"):
+            _, name, *rest = spec.split(":")
+            ds = D.load_collection(name, rest[0] if rest else "test", limit)
+        elif spec.endswith((".npz", ".json")) or Path(spec + ".npz").exists():
+            ds = D.Dataset.load(spec)
+            if limit:
+                ds = ds.subset(np.arange(min(limit, len(ds))))
+        else:
+            items = read_puzzles(kind, puzzle_files(Path(spec)))
+            for b in items:
+                if isinstance(b, PuzzleError):
+                    err.print(f"[yellow]skipped[/] {b.source}: {b.message}")
+            puzzles = [p for p in items if isinstance(p, Puzzle)][:limit]
+            if not puzzles:
+                raise InputError(f"{spec}: no usable puzzle")
+            ds = D.from_puzzles(kind, puzzles, spec)
+        if ds.kind != kind:
+            raise InputError(f"{spec} holds {ds.kind} puzzles, not {kind}")
+        parts.append(ds)
+    return D.concat(parts) if len(parts) > 1 else parts[0]
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise fail(f"not a comma-separated list of integers: {text!r}") from None
+    if not values or min(values) < 1:
+        raise fail(f"values must be positive integers: {text!r}")
+    return values
+
+
+@app.command("eval")
+def eval_(
+    kind: Annotated[Kind, typer.Argument(help="Puzzle kind.")],
+    data_specs: Annotated[list[str], typer.Option("--data", help="A dataset from `eqr-solve "
+                          "data`, shared:FILE[:split], or a puzzle file/folder (repeatable).")],
+    weights_name: WeightsOpt = None,
+    depth: Annotated[str, typer.Option("--depth", "-d", help="Depths, e.g. 1,4,16,64.")
+                     ] = "1,4,16,64",
+    breadth: Annotated[str, typer.Option("--breadth", "-b", help="Breadths, e.g. 1,8,64.")
+                       ] = "1,8",
+    limit: Annotated[int | None, typer.Option(help="At most N puzzles per --data.")] = None,
+    act: Annotated[bool, typer.Option(help="Also run with learned halting (ACT).")] = True,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write cells.csv, result.json "
+                                                 "and PNG figures here.")] = None,
+) -> None:
+    """Accuracy over a depth x breadth grid (residual / vote / q selection, pass@k, ACT,
+    residual-error alignment), stratified by source file and difficulty."""
+    from eqr_solve import evaluate as E
+    from eqr_solve import weights
+
+    depths, breadths = int_list(depth), int_list(breadth)
+    dev = pick_device(device)
+    try:
+        ds = load_eval_data(kind.value, data_specs, limit)
+        name = weights_name or weights.default_name(kind.value, ds.shape)
+        model, info = weights.load(name, dev)
+        weights.check_compatible(info, kind.value, ds.shape)
+    except (InputError, weights.WeightsError) as e:
+        raise fail(str(e)) from None
+    total = len(ds) * max(breadths) * (2 if act else 1)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as progress:
+        bar = progress.add_task(f"eval {info.name}", total=total)
+        result = E.evaluate(model, ds, depths, breadths, act=act, seed=seed,
+                            progress=lambda n: progress.advance(bar, n))
+    result["model"] = info.name
+    result["data"] = data_specs
+    for table in render.eval_tables(result):
+        out.print(table)
+    if out_dir is not None:
+        from eqr_solve import figures
+
+        written = figures.write_eval(result, out_dir)
+        out.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/]")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

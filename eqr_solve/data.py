@@ -229,3 +229,29 @@ class PuzzleStream:
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = json.loads(state["rng"])
+
+
+# -- evaluation inputs --------------------------------------------------------------------------
+def from_puzzles(kind: str, puzzles: list, name: str) -> Dataset:
+    """Parsed puzzles (one shape) labelled by the exact solver; unsolvable ones are refused."""
+    task = get_task(kind)
+    inputs = np.stack([p.grid for p in puzzles])
+    labels, difficulty = [], []
+    for p in puzzles:
+        label = task.solve(p.grid)
+        if label is None:
+            raise InputError(f"{p.source}: the puzzle has no solution")
+        labels.append(label)
+        difficulty.append(task.rating(p.grid) if kind == "sudoku" else task.path_length(p.grid))
+    return Dataset(kind, inputs, np.stack(labels), np.array(difficulty, np.int32),
+                   [p.source for p in puzzles], {"source": name})
+
+
+def concat(parts: list[Dataset]) -> Dataset:
+    if len({p.shape for p in parts}) > 1:
+        raise InputError("all evaluation data must have one board shape")
+    return Dataset(parts[0].kind, np.concatenate([p.inputs for p in parts]),
+                   np.concatenate([p.labels for p in parts]),
+                   np.concatenate([p.difficulty for p in parts]),
+                   [s for p in parts for s in p.source],
+                   {"parts": [p.manifest for p in parts]})

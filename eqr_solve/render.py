@@ -116,3 +116,62 @@ def summary_table(title: str, rows: list[dict]) -> Table:
             f"{r['count'] / max(r['seconds'], 1e-9):.2f}",
         )
     return table
+
+
+def _pct(x: float) -> str:
+    return "-" if x != x else f"{100 * x:.1f}"
+
+
+def eval_tables(result: dict) -> list[Table]:
+    """Terminal view of ``evaluate.evaluate``: the grid, ACT, alignment and strata."""
+    cells = [c for c in result["cells"] if c["stratum"] == "all"]
+    grid = Table(title=f"{result.get('model', '')}: {result['puzzles']} puzzles, exact "
+                       "accuracy % by selection rule", title_justify="left")
+    for col in ("D", "B", "residual", "vote", "q", "any (pass@B)", "cells", "steps", "NFE",
+                "est. time", "puz/s"):
+        grid.add_column(col, justify="right")
+    for c in cells:
+        grid.add_row(str(c["depth"]), str(c["breadth"]), _pct(c["acc_residual"]),
+                     _pct(c["acc_vote"]), _pct(c["acc_q"]), _pct(c["any_correct"]),
+                     _pct(c["cell_acc"]), f"{c['mean_steps']:.1f}", f"{c['mean_nfe']:.0f}",
+                     f"{c['seconds_est']:.1f}s", f"{c['puzzles_per_s_est']:.2f}")
+    tables = [grid]
+    act = {(c["depth"], c["breadth"]): c for c in result.get("act", []) if c["stratum"] == "all"}
+    if act:
+        t = Table(title="learned halting (ACT) vs running every segment", title_justify="left")
+        for col in ("D", "B", "fixed acc", "fixed NFE", "ACT acc", "ACT NFE", "NFE saved"):
+            t.add_column(col, justify="right")
+        for c in cells:
+            a = act[(c["depth"], c["breadth"])]
+            t.add_row(str(c["depth"]), str(c["breadth"]), _pct(c["acc_residual"]),
+                      f"{c['mean_nfe']:.0f}", _pct(a["acc_residual"]), f"{a['mean_nfe']:.1f}",
+                      f"{c['mean_nfe'] / max(a['mean_nfe'], 1e-9):.2f}x")
+        tables.append(t)
+    t = Table(title="alignment: does the residual flag wrong answers? (per trajectory)",
+              title_justify="left")
+    for col in ("D", "wrong %", "AUROC", "Spearman", "median res. correct", "median res. wrong"):
+        t.add_column(col, justify="right")
+    for a in result["alignment"]:
+        t.add_row(str(a["depth"]), _pct(a["wrong_rate"]), f"{a['auroc']:.3f}",
+                  f"{a['spearman']:.3f}", f"{a['median_residual_correct']:.3g}",
+                  f"{a['median_residual_wrong']:.3g}")
+    tables.append(t)
+    strata = sorted({c["stratum"] for c in result["cells"]} - {"all"})
+    if strata:
+        dmin, dmax = min(result["depths"]), max(result["depths"])
+        bmin, bmax = min(result["breadths"]), max(result["breadths"])
+        t = Table(title="by source and difficulty (residual selection, exact %)",
+                  title_justify="left")
+        for col in ("stratum", "puzzles", f"D{dmin} B{bmin}", f"D{dmax} B{bmin}",
+                    f"D{dmax} B{bmax}",
+                    f"any of {bmax}"):
+            t.add_column(col, justify="right" if col != "stratum" else "left")
+        index = {(c["stratum"], c["depth"], c["breadth"]): c for c in result["cells"]}
+        for s in strata:
+            lo, hi1, hi = (index[(s, dmin, bmin)], index[(s, dmax, bmin)],
+                           index[(s, dmax, bmax)])
+            t.add_row(s, str(lo["puzzles"]), _pct(lo["acc_residual"]),
+                      _pct(hi1["acc_residual"]), _pct(hi["acc_residual"]),
+                      _pct(hi["any_correct"]))
+        tables.append(t)
+    return tables

@@ -128,15 +128,15 @@ def model_config(recipe: dict) -> EqRConfig:
 def build_source(spec: dict, kind: str, cache_dir: Path | None, split: str = "train") -> Dataset:
     """One ``[[data]]`` entry: a shared collection, a saved dataset, or a generator spec.
     Generated sets are cached in ``cache_dir`` (they are deterministic in their seed)."""
-    if "collection" in spec:
-        return load_collection(spec["collection"], split, spec.get("limit"))
     if "path" in spec:
         return Dataset.load(spec["path"])
-    name = spec["name"]
-    cached = cache_dir / f"{name}.npz" if cache_dir else None
+    cached = cache_dir / f"{spec['name']}.npz" if cache_dir else None
     if cached and cached.exists():
         return Dataset.load(cached)
-    ds = generate(kind, spec["count"], spec.get("seed", 0), **spec.get("generate", {}))
+    if "collection" in spec:
+        ds = load_collection(spec["collection"], split, spec.get("limit"))
+    else:
+        ds = generate(kind, spec["count"], spec.get("seed", 0), **spec.get("generate", {}))
     if cached:
         ds.save(cached)
     return ds

@@ -1,0 +1,211 @@
+"""Evaluation over a depth x breadth grid from ONE trajectory pass (plus one ACT pass).
+
+Every depth is a snapshot of the same trajectories (``record_depths``); every breadth b uses
+the first b restarts of each puzzle (restarts are i.i.d., so any b of them are a fair sample).
+A puzzle counts as solved when the chosen answer passes the task checker, which for puzzles
+with a unique solution is the same as every cell matching the label.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from eqr_solve.data import Dataset
+from eqr_solve.model import EqR
+from eqr_solve.solver import Snapshot, SolveConfig, run_trajectories, select_restart
+from eqr_solve.tasks import get_task
+
+RULES = ("residual", "vote", "q")
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct: 1 - C(n-c, k) / C(n, k)."""
+    if c == 0:
+        return 0.0
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based), ties sharing their mean rank."""
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), dtype=np.float64)
+    sx = x[order]
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and sx[j + 1] == sx[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """P(score of a positive > score of a negative), ties counting half; NaN if one class."""
+    pos, neg = positive.sum(), (~positive).sum()
+    if pos == 0 or neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    if len(x) < 2:
+        return float("nan")
+    rx, ry = rankdata(x), rankdata(y.astype(np.float64))
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+@dataclass
+class Pass:
+    """The outcome of one trajectory pass over a dataset (rows puzzle-major)."""
+
+    snapshots: dict[int, Snapshot]
+    correct: dict[int, np.ndarray]  # depth -> [P*B] bool
+    cells: dict[int, np.ndarray]  # depth -> [P*B] fraction of cells equal to the label
+    seconds: float
+    segments: int  # segments actually run in this pass
+
+
+def run_pass(model: EqR, ds: Dataset, depths: Sequence[int], breadth: int, halt: str,
+             seed: int, progress=None) -> Pass:
+    task = get_task(ds.kind)
+    cfg = SolveConfig(depth=max(depths), breadth=breadth, halt=halt, seed=seed,
+                      record_depths=tuple(depths))
+    run, seconds = run_trajectories(model, ds.inputs, cfg, progress)
+    snaps = run.snapshots_out()
+    puzzles = np.repeat(ds.inputs, breadth, axis=0)
+    labels = np.repeat(ds.labels, breadth, axis=0)
+    correct, cells = {}, {}
+    for d, snap in snaps.items():
+        correct[d] = np.array([task.is_solution(p, a) for p, a in zip(puzzles, snap.answers)])
+        cells[d] = (snap.answers == labels).reshape(len(labels), -1).mean(1)
+    return Pass(snaps, correct, cells, seconds, int(run.steps.sum()))
+
+
+def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequence[int],
+               B: int, rows: np.ndarray | None = None) -> list[dict]:
+    """Metrics for every (depth, breadth) cell, optionally over a subset of puzzles."""
+    P = len(ds)
+    puzzles = np.arange(P) if rows is None else rows
+    out = []
+    for d in depths:
+        snap, ok = full.snapshots[d], full.correct[d]
+        for b in breadths:
+            idx = puzzles[:, None] * B + np.arange(b)[None, :]  # [p, b] trajectory ids
+            chosen = {rule: [] for rule in RULES}
+            for row in idx:
+                for rule in RULES:
+                    k = select_restart(rule, snap.answers[row], snap.scores[row], snap.q[row])
+                    chosen[rule].append(row[k])
+            c = ok[idx].sum(1)
+            cell = {
+                "depth": d, "breadth": b, "puzzles": len(puzzles),
+                **{f"acc_{rule}": float(ok[chosen[rule]].mean()) for rule in RULES},
+                "any_correct": float((c > 0).mean()),
+                "mean_pass_rate": float((c / b).mean()),
+                "cell_acc": float(full.cells[d][chosen["residual"]].mean()),
+                "mean_steps": float(snap.steps[idx].mean()),
+                "median_steps": float(np.median(snap.steps[idx])),
+                "mean_nfe": float(snap.steps[idx].sum(1).mean()),
+            }
+            k = 1
+            while k < b:
+                cell[f"pass@{k}"] = float(np.mean([pass_at_k(b, int(ci), k) for ci in c]))
+                k *= 2
+            out.append(cell)
+    return out
+
+
+def alignment(full: Pass, depths: Sequence[int]) -> list[dict]:
+    """Does a large final residual predict a wrong answer? (per trajectory, per depth)"""
+    out = []
+    for d in depths:
+        scores = full.snapshots[d].scores
+        wrong = ~full.correct[d]
+        finite = np.isfinite(scores)
+        out.append({"depth": d, "auroc": auroc(scores[finite], wrong[finite]),
+                    "spearman": spearman(scores[finite], wrong[finite]),
+                    "wrong_rate": float(wrong.mean()),
+                    "median_residual_correct": float(np.median(scores[~wrong])) if
+                    (~wrong).any() else float("nan"),
+                    "median_residual_wrong": float(np.median(scores[wrong])) if
+                    wrong.any() else float("nan")})
+    return out
+
+
+def residual_curves(full: Pass, depths: Sequence[int]) -> list[dict]:
+    """Quartiles of the residual score per depth, split by correct / wrong trajectories."""
+    out = []
+    for d in depths:
+        scores, ok = full.snapshots[d].scores, full.correct[d]
+        row = {"depth": d}
+        for name, mask in (("correct", ok), ("wrong", ~ok)):
+            vals = scores[mask & np.isfinite(scores)]
+            q = np.percentile(vals, [25, 50, 75]).tolist() if len(vals) else [float("nan")] * 3
+            row.update({f"{name}_q25": q[0], f"{name}_median": q[1], f"{name}_q75": q[2],
+                        f"{name}_n": int(len(vals))})
+        out.append(row)
+    return out
+
+
+def difficulty_bands(ds: Dataset) -> np.ndarray:
+    """Band labels: Sudoku by solver guesses, mazes by shortest-path length."""
+    d = ds.difficulty
+    if ds.kind == "sudoku":
+        edges, names = [0, 1, 3, 10, 30], ["0 guesses", "1-2", "3-9", "10-29", "30+"]
+    else:
+        edges = [0, 20, 50, 100, 141]
+        names = ["path <20", "20-49", "50-99", "100-140", "141+"]
+    band = np.searchsorted(edges, d, side="right") - 1
+    return np.array([names[max(0, b)] for b in band])
+
+
+def strata(ds: Dataset) -> dict[str, np.ndarray]:
+    """Row sets to report separately: every source file and every difficulty band."""
+    out = {"all": np.arange(len(ds))}
+    files = np.array([s.rsplit(":", 1)[0] for s in ds.source])
+    if len(set(files)) > 1:
+        for f in sorted(set(files)):
+            out[f"file {f}"] = np.flatnonzero(files == f)
+    bands = difficulty_bands(ds)
+    for b in sorted(set(bands), key=lambda s: (len(s), s)):
+        out[f"band {b}"] = np.flatnonzero(bands == b)
+    return out
+
+
+def evaluate(model: EqR, ds: Dataset, depths: Sequence[int], breadths: Sequence[int],
+             act: bool = True, seed: int = 0, progress=None) -> dict:
+    """The whole evaluation: grid cells per stratum, ACT vs fixed depth, alignment."""
+    depths, breadths = sorted(set(depths)), sorted(set(breadths))
+    B = max(breadths)
+    t0 = time.perf_counter()
+    full = run_pass(model, ds, depths, B, "none", seed, progress)
+    pass_nfe = full.segments
+    result = {"depths": depths, "breadths": breadths, "puzzles": len(ds),
+              "seconds_fixed_pass": full.seconds, "cells": [], "act": [], "alignment": []}
+    for name, rows in strata(ds).items():
+        for cell in grid_cells(ds, full, depths, breadths, B, rows):
+            # wall time of a cell, estimated from the pass by its share of the segments
+            cell["seconds_est"] = full.seconds * cell["mean_nfe"] * len(rows) / pass_nfe
+            cell["puzzles_per_s_est"] = len(rows) / max(cell["seconds_est"], 1e-9)
+            result["cells"].append({"stratum": name, **cell})
+    result["alignment"] = alignment(full, depths)
+    result["residual_curves"] = residual_curves(full, depths)
+    if act:
+        act_pass = run_pass(model, ds, depths, B, "act", seed, progress)
+        result["seconds_act_pass"] = act_pass.seconds
+        for name, rows in strata(ds).items():
+            for cell in grid_cells(ds, act_pass, depths, breadths, B, rows):
+                result["act"].append({"stratum": name, **cell})
+    result["seconds"] = time.perf_counter() - t0
+    return result

@@ -1,0 +1,181 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from eqr_solve import cli, solver, weights
+from eqr_solve.cli import app
+from eqr_solve.model import EqR
+from eqr_solve.tasks import maze, sudoku
+from tests.conftest import tiny_config
+
+runner = CliRunner()
+PUZZLE_4x4 = "1...\n..3.\n.4..\n...2\n"
+
+
+@pytest.fixture
+def models(tmp_path, monkeypatch):
+    """Bundled-weights folder with a tiny 4x4 Sudoku model and a tiny any-size maze model."""
+    folder = tmp_path / "weights"
+    torch.manual_seed(0)
+    weights.save(EqR(tiny_config()), folder / "sudoku-4x4.safetensors", "sudoku", (4, 4))
+    weights.save(EqR(tiny_config(mixer="attn", pos_encoding="rope2d", seq_len=0)),
+                 folder / "maze.safetensors", "maze", None)
+    monkeypatch.setenv("EQR_WEIGHTS_DIR", str(folder))
+    monkeypatch.setattr(cli.out, "width", 160)
+    monkeypatch.setattr(cli.err, "width", 160)
+    return folder
+
+
+@pytest.fixture
+def oracle(monkeypatch):
+    """Replace the network's answers with the exact solver's, to test the CLI plumbing."""
+    real = solver.solve
+
+    def solve(model, grids, cfg=None, check=None, progress=None):
+        results = real(model, grids, cfg, check, progress)
+        for r, g in zip(results, grids):
+            r.answer = sudoku.solve(g) if g.shape[0] == 4 and g.max() <= 5 else maze.solve(g)
+            r.valid = bool(check(g, r.answer))
+        return results
+
+    monkeypatch.setattr(solver, "solve", solve)
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_help_for_every_command():
+    for args in (["--help"], ["sudoku", "--help"], ["maze", "--help"], ["train", "--help"],
+                 ["weights", "--help"], ["weights", "pull", "--help"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, args
+        assert "Usage" in r.output
+
+
+def test_solves_and_exits_0_when_all_valid(models, oracle, tmp_path):
+    path = write(tmp_path, "p.txt", PUZZLE_4x4)
+    r = runner.invoke(app, ["sudoku", str(path), "--depth", "3"])
+    assert r.exit_code == 0, r.output
+    assert "✓ valid" in r.output
+    assert "3/3 segments" in r.output
+
+
+def test_random_model_answers_are_invalid_exit_1(models, tmp_path):
+    path = write(tmp_path, "p.txt", PUZZLE_4x4)
+    r = runner.invoke(app, ["sudoku", str(path), "--depth", "2"])
+    assert r.exit_code == 1
+    assert "✗" in r.output
+
+
+def test_json_records(models, oracle, tmp_path):
+    path = write(tmp_path, "p.txt", "1...........3..2\n.2..........3..1\n")
+    r = runner.invoke(app, ["sudoku", str(path), "--depth", "3", "--breadth", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [rec["source"] for rec in records] == [f"{path}:1", f"{path}:2"]
+    rec = records[0]
+    for key in ("source", "kind", "puzzle", "solution", "valid", "steps", "nfe", "restart",
+                "residuals", "seconds"):
+        assert key in rec
+    assert rec["puzzle"] == "1...........3..2" and len(rec["solution"]) == 16
+    assert "." not in rec["solution"] and rec["nfe"] == 6 and len(rec["residuals"]) == 2
+
+
+def test_bad_puzzle_in_batch_is_reported_rest_solved(models, oracle, tmp_path):
+    path = write(tmp_path, "p.txt", "1...........3..2\n11..........3..2\n.2..........3..1\n")
+    r = runner.invoke(app, ["sudoku", str(path), "--depth", "2", "--json"])
+    assert r.exit_code == 2
+    assert f"{path}:2" in r.stderr and "twice" in r.stderr
+    assert len(r.stdout.splitlines()) == 2
+
+
+def test_out_dir_writes_jsonl(models, oracle, tmp_path):
+    path = write(tmp_path, "p.txt", PUZZLE_4x4)
+    r = runner.invoke(app, ["sudoku", str(path), "--depth", "2", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    lines = (tmp_path / "o" / "eqr-solve-sudoku.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["valid"] is True
+
+
+def test_directory_input_with_summary(models, oracle, tmp_path):
+    folder = tmp_path / "puzzles"
+    folder.mkdir()
+    for i in range(3):
+        write(folder, f"{i}.txt", PUZZLE_4x4)
+    r = runner.invoke(app, ["sudoku", str(folder), "--depth", "2"])
+    assert r.exit_code == 0, r.output
+    assert "puzzles/s" in r.output and "3 (100.0%)" in r.output
+
+
+def test_maze_command(models, oracle, tmp_path):
+    path = write(tmp_path, "m.txt", "#####\n#S  #\n# # #\n#  G#\n#####\n\n#####\n#S G#\n#####\n")
+    r = runner.invoke(app, ["maze", str(path), "--depth", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert records[1]["solution"] == ["#####", "#SoG#", "#####"]
+
+
+def test_errors_are_one_line_with_exit_2(models, tmp_path):
+    r = runner.invoke(app, ["sudoku", str(tmp_path / "missing.txt")])
+    assert r.exit_code == 2 and "no such file" in r.stderr
+    path = write(tmp_path, "nine.txt", "." * 81 + "\n")
+    r = runner.invoke(app, ["sudoku", str(path)])
+    assert r.exit_code == 2 and "eqr-solve train" in r.stderr and "Traceback" not in r.output
+    path = write(tmp_path, "p.txt", PUZZLE_4x4)
+    r = runner.invoke(app, ["maze", str(path)])
+    assert r.exit_code == 2
+    r = runner.invoke(app, ["sudoku", str(path), "--weights", "maze"])
+    assert r.exit_code == 2 and "not a sudoku model" in r.stderr
+    bad = write(tmp_path, "bin.txt", "")
+    bad.write_bytes(b"\x00\x01\x02")
+    r = runner.invoke(app, ["sudoku", str(bad)])
+    assert r.exit_code == 2 and "not a text file" in r.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_request_without_cuda(models, tmp_path):
+    path = write(tmp_path, "p.txt", PUZZLE_4x4)
+    r = runner.invoke(app, ["sudoku", str(path), "--device", "cuda"])
+    assert r.exit_code == 2 and "CUDA is not available" in r.stderr
+
+
+def test_seed_makes_runs_reproducible(models, tmp_path):
+    path = write(tmp_path, "p.txt", PUZZLE_4x4)
+    args = ["sudoku", str(path), "--depth", "3", "--breadth", "2", "--json", "--seed", "5"]
+    a, b = runner.invoke(app, args), runner.invoke(app, args)
+    strip = [{k: v for k, v in json.loads(x).items() if k != "seconds"}
+             for x in (a.stdout, b.stdout)]
+    assert strip[0] == strip[1]
+
+
+def test_weights_list_and_info(models):
+    r = runner.invoke(app, ["weights", "list"])
+    assert r.exit_code == 0 and "sudoku-4x4" in r.output and "maze" in r.output
+    r = runner.invoke(app, ["weights", "info", "sudoku-4x4"])
+    assert r.exit_code == 0 and "hidden_size" in r.output
+    r = runner.invoke(app, ["weights", "info", "nope"])
+    assert r.exit_code == 2
+
+
+def test_train_rejects_bad_recipe():
+    r = runner.invoke(app, ["train", "sudoku", "--recipe", "no-such-recipe"])
+    assert r.exit_code == 2 and "no recipe" in r.stderr
+
+
+def test_every_example_parses():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "examples"
+    files = sorted(folder.glob("*"))
+    assert files
+    for f in files:
+        task = sudoku if f.name.startswith("sudoku") else maze
+        items = task.parse(f.read_text(), f.name)
+        assert items and all(hasattr(i, "grid") for i in items), f
+        assert all(np.asarray(i.grid).ndim == 2 for i in items)

@@ -1,0 +1,72 @@
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from eqr_solve import data, evaluate
+from eqr_solve.cli import app
+from tests.test_cli import models  # noqa: F401  (fixture)
+
+
+@pytest.mark.parametrize("n,c,k", [(8, 3, 1), (8, 3, 2), (8, 3, 4), (6, 1, 5), (5, 0, 2),
+                                   (4, 4, 3), (7, 5, 3)])
+def test_pass_at_k_matches_brute_force(n, c, k):
+    outcomes = [True] * c + [False] * (n - c)
+    subsets = list(itertools.combinations(range(n), k))
+    brute = sum(any(outcomes[i] for i in s) for s in subsets) / len(subsets)
+    assert evaluate.pass_at_k(n, c, k) == pytest.approx(brute)
+
+
+def test_auroc_and_spearman():
+    scores = np.array([0.1, 0.2, 0.3, 0.9, 0.8])
+    wrong = np.array([False, False, False, True, True])
+    assert evaluate.auroc(scores, wrong) == 1.0
+    assert evaluate.auroc(-scores, wrong) == 0.0
+    assert evaluate.auroc(np.ones(5), wrong) == 0.5
+    assert math.isnan(evaluate.auroc(scores, np.zeros(5, bool)))
+    assert evaluate.spearman(scores, wrong) > 0.8
+
+
+def test_rankdata_ties():
+    assert evaluate.rankdata(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == [3.5, 1.0, 3.5, 2.0]
+
+
+def test_grid_from_one_pass(tiny_model):
+    ds = data.generate("sudoku", 4, seed=0, n=4, blanks=6)
+    result = evaluate.evaluate(tiny_model, ds, depths=[1, 3], breadths=[1, 4], act=True)
+    cells = [c for c in result["cells"] if c["stratum"] == "all"]
+    assert [(c["depth"], c["breadth"]) for c in cells] == [(1, 1), (1, 4), (3, 1), (3, 4)]
+    for c in cells:
+        assert 0 <= c["acc_residual"] <= c["any_correct"] <= 1
+        assert c["mean_nfe"] == c["depth"] * c["breadth"]
+        assert ("pass@2" in c) == (c["breadth"] == 4)
+    assert len(result["alignment"]) == 2 and len(result["act"]) == len(result["cells"])
+    assert any(c["stratum"].startswith("band") for c in result["cells"])
+
+
+def test_eval_cli_writes_files(models, tmp_path):  # noqa: F811
+    ds = data.generate("sudoku", 3, seed=0, n=4, blanks=6)
+    ds.save(tmp_path / "set")
+    r = CliRunner().invoke(app, ["eval", "sudoku", "--data", str(tmp_path / "set.npz"),
+                                 "--depth", "1,2", "--breadth", "1,2",
+                                 "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert "residual" in r.output and "AUROC" in r.output
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["puzzles"] == 3
+    assert (tmp_path / "out" / "cells.csv").exists()
+    pytest.importorskip("matplotlib")
+    for name in ("accuracy_vs_depth", "depth_breadth_heatmap", "residual_vs_depth",
+                 "accuracy_vs_nfe_act"):
+        assert (tmp_path / "out" / f"{name}.png").stat().st_size > 1000
+
+
+def test_eval_cli_on_puzzle_file(models, tmp_path):  # noqa: F811
+    path = tmp_path / "p.txt"
+    path.write_text("1...........3..2\n.2..........3..1\n")
+    r = CliRunner().invoke(app, ["eval", "sudoku", "--data", str(path), "--depth", "2",
+                                 "--breadth", "1", "--no-act"])
+    assert r.exit_code == 0, r.output
