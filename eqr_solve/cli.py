@@ -494,6 +494,89 @@ def eval_(
         out.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/]")
 
 
+# -- benchmark ----------------------------------------------------------------------------------
+@app.command()
+def bench(
+    batches: Annotated[str, typer.Option(help="Batch sizes for segment inference.")
+                       ] = "1,16,64,256",
+    repeats: Annotated[int, typer.Option(help="Timed repeats per measurement (min and "
+                                              "median are reported).")] = 3,
+    compiled: Annotated[bool, typer.Option("--compile/--no-compile",
+                                           help="Also measure torch.compile'd blocks.")] = True,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write all numbers here.")
+                         ] = None,
+    quick: Annotated[bool, typer.Option(help="Fewer, smaller measurements (for a smoke "
+                                             "test).")] = False,
+) -> None:
+    """Measure matmul peak, segment inference (paper Sudoku model and bundled models),
+    end-to-end solving with and without ACT halting, and training throughput."""
+    import copy
+
+    import torch
+
+    from eqr_solve import bench as Bn
+    from eqr_solve import train as trainer
+    from eqr_solve import weights
+    from eqr_solve.data import generate
+    from eqr_solve.model import EqR
+
+    sizes = int_list(batches)
+    report: dict = {"machine": Bn.machine(), "inference": [], "solving": [], "training": []}
+    peak = Bn.matmul_peak(512 if quick else 2048, repeats)
+    report["peak"] = peak
+    err.print(f"peak: {peak['gflops_max']:.0f} GFLOP/s ({peak['what']})")
+    torch.manual_seed(0)
+    models = [("paper sudoku (h512, random)", EqR(Bn.PAPER_SUDOKU).eval(), (9, 9))]
+    for info in weights.list_bundled():
+        m, _ = weights.load(str(info.path))
+        models.append((info.name, m, info.board or (15, 15)))
+    if quick:
+        models = models[:1]
+    for name, model, shape in models:
+        variants = [("eager", model)]
+        if compiled:
+            c = copy.deepcopy(model)
+            if c.compile_blocks():
+                variants.append(("compiled", c))
+        for mode, m in variants:
+            for b in sizes:
+                r = Bn.inference(m, b, shape, repeats)
+                r.update(model=name, mode=mode,
+                         pct_peak=100 * r["gflops_max"] / peak["gflops_max"])
+                report["inference"].append(r)
+                err.print(f"  {name} {mode} batch {b}: {r['segments_per_s_max']:.1f} seg/s")
+    sudoku_models = [i for i in weights.list_bundled() if i.name == "sudoku-9x9"]
+    if sudoku_models and not quick:
+        model, _ = weights.load("sudoku-9x9")
+        report["load_seconds"] = Bn.load_time("sudoku-9x9")
+        grids = generate("sudoku", 16, seed=123, n=9, blanks=[40, 50]).inputs
+        for depth, breadth, n in ((16, 1, 16), (64, 8, 4)):
+            for halt in ("none", "act"):
+                r = Bn.solving(model, grids[:n], depth, breadth, halt)
+                report["solving"].append(r)
+                err.print(f"  solve D{depth} B{breadth} {halt}: {r['puzzles_per_s']:.2f}/s")
+        r = Bn.solving(model, grids[:1], 16, 1, "none")
+        report["single_puzzle_seconds"] = r["seconds"]
+    recipes = [] if quick else sorted(trainer.RECIPES_DIR.glob("*cpu*.toml"))
+    for path in recipes:
+        rec = trainer.load_recipe(str(path))
+        model = EqR(trainer.model_config(rec))
+        shape = tuple(rec["board"]) if rec.get("board") else (15, 15)
+        batch = trainer.train_config(rec).batch_size
+        for mode in ("eager", "compiled") if compiled else ("eager",):
+            if mode == "compiled" and not model.compile_blocks():
+                continue
+            r = Bn.training(model, batch, shape, repeats)
+            r.update(recipe=path.stem, mode=mode,
+                     pct_peak=100 * r["gflops_max"] / peak["gflops_max"])
+            report["training"].append(r)
+            err.print(f"  train {path.stem} {mode}: {r['samples_per_s_max']:.1f} samples/s")
+    for table in render.bench_tables(report):
+        out.print(table)
+    if json_path:
+        json_path.write_text(json.dumps(report, indent=1) + "\n")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -93,6 +93,16 @@ class SwiGLU(nn.Module):
         return self.down(F.silu(gate) * up)
 
 
+class TokenMLP(SwiGLU):
+    """SwiGLU across the L positions, on sequence-major latents ``[L, B, D]``: one GEMM over
+    all (row, channel) columns, with no transposes (the fastest layout on CPU)."""
+
+    def forward(self, h: Tensor) -> Tensor:
+        L, B, D = h.shape
+        gate, up = (self.gate_up.weight @ h.reshape(L, B * D)).chunk(2, dim=0)
+        return (self.down.weight @ (F.silu(gate) * up)).view(L, B, D)
+
+
 def rope_tables(cfg: EqRConfig, height: int, width: int, device) -> tuple[Tensor, Tensor]:
     """cos/sin tables ``[L, head_dim]`` in the half-split layout, 1-D or 2-D (row | column)."""
     head_dim = cfg.hidden_size // cfg.num_heads
@@ -134,13 +144,13 @@ class Attention(nn.Module):
         self.out = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=False)
 
     def forward(self, h: Tensor, rope: tuple[Tensor, Tensor] | None) -> Tensor:
-        B, L, D = h.shape
-        q, k, v = self.qkv(h).view(B, L, 3, self.num_heads, D // self.num_heads).unbind(2)
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        L, B, D = h.shape
+        heads = self.num_heads
+        q, k, v = self.qkv(h).view(L, B, 3, heads, D // heads).permute(2, 1, 3, 0, 4)
         if rope is not None:
             q, k = apply_rope(q, *rope, self.two_d), apply_rope(k, *rope, self.two_d)
-        y = F.scaled_dot_product_attention(q, k, v)
-        return self.out(y.transpose(1, 2).reshape(B, L, D))
+        y = F.scaled_dot_product_attention(q, k, v)  # [B, heads, L, head_dim]
+        return self.out(y.permute(2, 0, 1, 3).reshape(L, B, D))
 
 
 class Block(nn.Module):
@@ -150,7 +160,7 @@ class Block(nn.Module):
         super().__init__()
         self.eps = cfg.rms_norm_eps
         if cfg.mixer == "mlp_t":
-            self.mix = SwiGLU(cfg.seq_len, cfg.expansion)
+            self.mix = TokenMLP(cfg.seq_len, cfg.expansion)
         elif cfg.mixer == "attn":
             self.mix = Attention(cfg)
         else:
@@ -158,10 +168,9 @@ class Block(nn.Module):
         self.mlp = SwiGLU(cfg.hidden_size, cfg.expansion)
 
     def forward(self, h: Tensor, rope: tuple[Tensor, Tensor] | None) -> Tensor:
-        if isinstance(self.mix, SwiGLU):
-            # mix across the L positions of each channel; the norm also runs over positions
-            t = h.transpose(1, 2)
-            h = rms_norm(t + self.mix(t), eps=self.eps).transpose(1, 2)
+        """``h`` is sequence-major ``[L, B, D]``; post-norm after each residual."""
+        if isinstance(self.mix, TokenMLP):  # the norm runs over positions, as in the reference
+            h = rms_norm(h + self.mix(h), dim=0, eps=self.eps)
         else:
             h = rms_norm(h + self.mix(h, rope), eps=self.eps)
         return rms_norm(h + self.mlp(h), eps=self.eps)
@@ -169,7 +178,8 @@ class Block(nn.Module):
 
 @dataclass
 class Carry:
-    """The two latents of every trajectory in a batch, each ``[B, L, D]``."""
+    """The two latents of every trajectory in a batch, each ``[B, L, D]`` (batch-major, so
+    rows are easy to select, reset and save)."""
 
     z_H: Tensor
     z_L: Tensor
@@ -278,18 +288,39 @@ class EqR(nn.Module):
     def forward(
         self, carry: Carry, inputs: Tensor, generator: torch.Generator | None = None
     ) -> SegmentOutput:
-        """One segment on token grids ``inputs [B, H, W]``; returns the detached new carry."""
+        """One segment on token grids ``inputs [B, H, W]``; returns the detached new carry.
+
+        Inside, latents are sequence-major ``[L, B, D]`` (see TokenMLP); the carry, logits
+        and everything outside stay batch-major."""
         B, H, W = inputs.shape
         rope = self.rope(H, W)
-        x = self.embed(inputs.reshape(B, H * W).long()) * math.sqrt(self.cfg.hidden_size)
-        z_H, z_L = carry.z_H, carry.z_L
+        x = self.embed(inputs.reshape(B, H * W).long().t()) * math.sqrt(self.cfg.hidden_size)
+        z_H, z_L = carry.z_H.transpose(0, 1).contiguous(), carry.z_L.transpose(0, 1).contiguous()
         with torch.no_grad():
             for _ in range(self.cfg.H_cycles - 1):
                 z_H, z_L = self.latent_recursion(z_H, z_L, x, rope, generator)
         z_H, z_L = self.latent_recursion(z_H, z_L, x, rope, generator)
-        logits = self.lm_head(z_H)
-        q_halt = self.q_head(z_H[:, 0]).squeeze(-1).float()
-        return SegmentOutput(Carry(z_H.detach(), z_L.detach()), logits, q_halt)
+        logits = self.lm_head(z_H).transpose(0, 1)
+        q_halt = self.q_head(z_H[0]).squeeze(-1).float()
+        new = Carry(z_H.detach().transpose(0, 1), z_L.detach().transpose(0, 1))
+        return SegmentOutput(new, logits, q_halt)
+
+    def compile_blocks(self) -> bool:
+        """torch.compile the blocks in place (parameter names unchanged); False when the
+        compiler is unavailable (e.g. no C++ toolchain), leaving the model eager."""
+        x = torch.zeros(self.cfg.seq_len or 4, 2, self.cfg.hidden_size,
+                        device=self.H_init.device)
+        rope = self.rope(1, x.shape[0])
+        try:
+            for block in self.blocks:
+                block.compile(dynamic=True)
+                with torch.no_grad():
+                    block(x, rope)
+        except Exception:  # any compiler failure: eager is always correct
+            for block in self.blocks:
+                block._compiled_call_impl = None
+            return False
+        return True
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -175,3 +175,37 @@ def eval_tables(result: dict) -> list[Table]:
                       _pct(hi["any_correct"]))
         tables.append(t)
     return tables
+
+
+def bench_tables(report: dict) -> list[Table]:
+    m, peak = report["machine"], report["peak"]
+    tables = []
+    t = Table(title=f"segment inference ({m['cpu']}, {m['threads']} threads, torch {m['torch']}"
+                    f"; matmul peak {peak['gflops_max']:.0f} GFLOP/s)", title_justify="left")
+    for col in ("model", "mode", "batch", "segments/s (max)", "median", "GFLOP/s", "% peak"):
+        t.add_column(col, justify="left" if col in ("model", "mode") else "right")
+    for r in report["inference"]:
+        t.add_row(r["model"], r["mode"], str(r["batch"]), f"{r['segments_per_s_max']:.1f}",
+                  f"{r['segments_per_s_median']:.1f}", f"{r['gflops_max']:.0f}",
+                  f"{r['pct_peak']:.0f}%")
+    tables.append(t)
+    if report["solving"]:
+        t = Table(title="end-to-end solving, sudoku-9x9 (generated 40-50 blanks)",
+                  title_justify="left")
+        for col in ("D", "B", "halt", "puzzles", "puzzles/s", "mean NFE", "seconds"):
+            t.add_column(col, justify="right")
+        for r in report["solving"]:
+            t.add_row(str(r["depth"]), str(r["breadth"]), r["halt"], str(r["puzzles"]),
+                      f"{r['puzzles_per_s']:.2f}", f"{r['mean_nfe']:.1f}", f"{r['seconds']:.1f}")
+        tables.append(t)
+    if report["training"]:
+        t = Table(title="training step (forward + backward + AdamW)", title_justify="left")
+        for col in ("recipe", "mode", "batch", "samples/s (max)", "median", "GFLOP/s",
+                    "% peak"):
+            t.add_column(col, justify="left" if col in ("recipe", "mode") else "right")
+        for r in report["training"]:
+            t.add_row(r["recipe"], r["mode"], str(r["batch"]), f"{r['samples_per_s_max']:.1f}",
+                      f"{r['samples_per_s_median']:.1f}", f"{r['gflops_max']:.0f}",
+                      f"{r['pct_peak']:.0f}%")
+        tables.append(t)
+    return tables

@@ -66,6 +66,7 @@ class TrainConfig:
     eval_every_minutes: float = 20
     eval_depth: int = 16
     seed: int = 0
+    compile: bool = True  # torch.compile the blocks (falls back to eager without a compiler)
     variant: str = "eqr"  # "eqr" (RI+NI), "ri" or "trm" baseline
 
 
@@ -300,6 +301,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = EqR(model_config(recipe)).to(device).train()
         self.ema = copy.deepcopy(self.model).eval()
+        self.compiled = cfg.compile and self.model.compile_blocks()
         for p in self.ema.parameters():
             p.requires_grad_(False)
         self.opt = make_optimizer(self.model, cfg)

@@ -73,7 +73,7 @@ def test_noise_makes_runs_differ_and_generator_reproduces(tiny_model):
 def test_damped_update_formula():
     torch.manual_seed(0)
     model = EqR(tiny_config(lambda_=0.95, noise_scale=0.0))
-    z, inj = torch.randn(1, 16, 32), torch.randn(1, 16, 32)
+    z, inj = torch.randn(16, 1, 32), torch.randn(16, 1, 32)  # sequence-major inside
     u = z + inj
     for block in model.blocks:
         u = block(u, None)
@@ -128,3 +128,27 @@ def test_paper_sudoku_parameter_count():
     # the reference's 4,855,298 has a 2-output q head; ours has one output (513 fewer)
     assert count_parameters(model) == 4_855_298 - 513
     assert abs(flops_per_segment(cfg, 81) / 1e9 - 18.7) < 0.2
+
+
+def test_token_mlp_is_the_transposed_swiglu():
+    """The sequence-major TokenMLP computes the reference's MLP over positions."""
+    torch.manual_seed(0)
+    model = EqR(tiny_config())
+    mix = model.blocks[0].mix
+    h = torch.randn(3, 16, 32)  # [B, L, D]
+    t = h.transpose(1, 2)  # reference: [B, D, L], SwiGLU over L
+    gate, up = torch.nn.functional.linear(t, mix.gate_up.weight).chunk(2, -1)
+    ref = torch.nn.functional.linear(torch.nn.functional.silu(gate) * up, mix.down.weight)
+    got = mix(h.transpose(0, 1).contiguous())  # [L, B, D]
+    assert torch.allclose(got.permute(1, 2, 0), ref, atol=1e-5)
+
+
+def test_compiled_blocks_match_eager():
+    torch.manual_seed(0)
+    model = EqR(tiny_config(noise_scale=0.0)).eval()
+    x = torch.randint(1, 6, (3, 4, 4))
+    c = model.initial_carry(3, 16)
+    eager = model(c, x).logits
+    assert model.compile_blocks()
+    assert "_orig_mod" not in "".join(model.state_dict())
+    assert torch.allclose(model(c, x).logits, eager, atol=1e-4)

@@ -24,7 +24,7 @@ def tiny_recipe(**train) -> dict:
                       expansion=2.0),
         "train": dict(dict(batch_size=8, shards=2, lr=1e-3, warmup_steps=2, max_steps=6,
                            log_every_seconds=0, checkpoint_every_minutes=60,
-                           eval_every_minutes=60, halt_max_steps=3), **train),
+                           eval_every_minutes=60, halt_max_steps=3, compile=False), **train),
         "data": [{"name": "easy", "count": 64, "seed": 1, "generate": {"n": 4, "blanks": 6}},
                  {"name": "hard", "count": 64, "seed": 2,
                   "generate": {"n": 4, "minimal": True}, "weight": 2.0}],

@@ -1,0 +1,110 @@
+"""Throughput benchmark: matmul peak, segment inference, end-to-end solving, training.
+
+FLOPs are counted analytically (``model.flops_per_segment``: 2 per multiply-add, matmuls
+only: the per-position channel SwiGLU, the token mixer, the heads). A training step runs
+one segment forward (H_cycles*(L_cycles+1) f-calls) and backpropagates through the last
+L_cycles+1 f-calls at about twice their forward cost, so it costs
+``flops_per_segment * (1 + 2 / H_cycles)``.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from eqr_solve.model import EqR, EqRConfig, flops_per_segment
+
+PAPER_SUDOKU = EqRConfig(vocab_size=11, seq_len=81, hidden_size=512, num_heads=8, L_layers=2,
+                         H_cycles=3, L_cycles=6, mixer="mlp_t")
+
+
+def timed(fn: Callable[[], None], repeats: int, warmup: int = 1) -> tuple[float, float]:
+    """(min, median) seconds of ``fn`` over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times), statistics.median(times)
+
+
+def machine() -> dict:
+    return {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
+    """fp32 GEMM GFLOP/s: the physical reference for everything else."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best, med = timed(lambda: a @ b, repeats, warmup=2)
+    flops = 2 * n**3
+    return {"what": f"matmul {n}x{n}x{n} fp32", "gflops_max": flops / best / 1e9,
+            "gflops_median": flops / med / 1e9}
+
+
+def inference(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 3) -> dict:
+    """Puzzle-segments/s of one segment forward (inference mode) at a batch size."""
+    H, W = shape
+    x = torch.randint(1, model.cfg.vocab_size, (batch, H, W))
+    carry = model.initial_carry(batch, H * W)
+
+    def run():
+        with torch.inference_mode():
+            model(carry, x)
+
+    best, med = timed(run, repeats)
+    flops = flops_per_segment(model.cfg, H * W) * batch
+    return {"batch": batch, "segments_per_s_max": batch / best,
+            "segments_per_s_median": batch / med, "gflops_max": flops / best / 1e9}
+
+
+def training(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 3) -> dict:
+    """Sample-segments/s of a full training step (forward, backward, AdamW)."""
+    H, W = shape
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = torch.randint(1, model.cfg.vocab_size, (batch, H, W))
+    y = torch.randint(1, model.cfg.vocab_size, (batch, H * W))
+    state = {"carry": model.initial_carry(batch, H * W)}
+
+    def step():
+        out = model(state["carry"], x)
+        state["carry"] = out.carry
+        loss = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]),
+                                                 y.reshape(-1))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    best, med = timed(step, repeats)
+    model.eval()
+    flops = flops_per_segment(model.cfg, H * W) * (1 + 2 / model.cfg.H_cycles) * batch
+    return {"batch": batch, "samples_per_s_max": batch / best,
+            "samples_per_s_median": batch / med, "gflops_max": flops / best / 1e9}
+
+
+def solving(model: EqR, grids: np.ndarray, depth: int, breadth: int, halt: str) -> dict:
+    """End-to-end ``solve`` on a fixed puzzle set: puzzles/s and mean NFE."""
+    from eqr_solve.solver import SolveConfig, solve
+
+    t = time.perf_counter()
+    res = solve(model, grids, SolveConfig(depth=depth, breadth=breadth, halt=halt))
+    seconds = time.perf_counter() - t
+    return {"depth": depth, "breadth": breadth, "halt": halt, "puzzles": len(grids),
+            "puzzles_per_s": len(grids) / seconds, "seconds": seconds,
+            "mean_nfe": float(np.mean([r.nfe for r in res]))}
+
+
+def load_time(name: str) -> float:
+    from eqr_solve import weights
+
+    t = time.perf_counter()
+    weights.load(name)
+    return time.perf_counter() - t

@@ -1,0 +1,23 @@
+import json
+
+from typer.testing import CliRunner
+
+from eqr_solve import bench
+from eqr_solve.cli import app
+from tests.test_cli import models  # noqa: F401  (fixture)
+
+
+def test_timed_reports_min_and_median():
+    calls = []
+    best, med = bench.timed(lambda: calls.append(1), repeats=3, warmup=2)
+    assert len(calls) == 5 and 0 <= best <= med
+
+
+def test_quick_bench_writes_json(models, tmp_path):  # noqa: F811
+    r = CliRunner().invoke(app, ["bench", "--quick", "--batches", "1,2", "--repeats", "1",
+                                 "--no-compile", "--json", str(tmp_path / "b.json")])
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert report["peak"]["gflops_max"] > 0
+    assert [x["batch"] for x in report["inference"]] == [1, 2]
+    assert all(x["segments_per_s_max"] > 0 for x in report["inference"])
