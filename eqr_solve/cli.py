@@ -494,6 +494,73 @@ def eval_(
         out.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/]")
 
 
+# -- landscape ----------------------------------------------------------------------------------
+def guess_kind(text: str) -> str:
+    return "maze" if "S" in text and "G" in text and "#" in text else "sudoku"
+
+
+@app.command()
+def landscape(
+    path: Annotated[Path, typer.Argument(help="A puzzle file (the first puzzle is used, or "
+                                              "--index).")],
+    inits: Annotated[int, typer.Option(help="Random initialisations.")] = 256,
+    depth: DepthOpt = 256,
+    index: Annotated[int, typer.Option(help="Which puzzle of the file (0-based).")] = 0,
+    kind: Annotated[Kind | None, typer.Option(help="Puzzle kind (default: guessed from the "
+                                                   "file).")] = None,
+    weights_name: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    json_: JsonOpt = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write landscape.json and a "
+                                                 "PCA picture of the trajectories here.")
+                       ] = None,
+) -> None:
+    """Map the attractors of one puzzle: basins, validity, residuals, and the paper's mode
+    ((a) no correct attractor ... (d) broad stable correct basin)."""
+    from eqr_solve import weights
+    from eqr_solve.landscape import explore
+
+    dev = pick_device(device)
+    try:
+        text = read_text(path)
+    except (InputError, OSError) as e:
+        raise fail(str(e)) from None
+    k = kind.value if kind else guess_kind(text)
+    try:
+        items = get_task(k).parse(text, str(path))
+    except InputError as e:
+        raise fail(str(e)) from None
+    if not 0 <= index < len(items):
+        raise fail(f"{path} holds {len(items)} puzzles; --index {index} is out of range")
+    item = items[index]
+    if isinstance(item, PuzzleError):
+        raise fail(f"{item.source}: {item.message}")
+    try:
+        model, info = weights.load(weights_name or weights.default_name(k, item.grid.shape),
+                                   dev)
+        weights.check_compatible(info, k, item.grid.shape)
+    except weights.WeightsError as e:
+        raise fail(str(e)) from None
+    with err.status(f"running {inits} inits x {depth} segments ..."):
+        land = explore(model, k, item.grid, inits=inits, depth=depth, seed=seed,
+                       project=out_dir is not None)
+    record = {"source": item.source, "model": info.name, **land.to_json()}
+    if json_:
+        sys.stdout.write(json.dumps(record) + "\n")
+    else:
+        out.print(render.landscape_view(k, item, land))
+    if out_dir is not None:
+        from eqr_solve import figures
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "landscape.json").write_text(json.dumps(record) + "\n")
+        written = figures.write_landscape(land, out_dir)
+        if not json_:
+            out.print(f"[dim]wrote {out_dir / 'landscape.json'}"
+                      f"{', ' + str(written) if written else ' (no matplotlib: no PNG)'}[/]")
+
+
 # -- benchmark ----------------------------------------------------------------------------------
 @app.command()
 def bench(

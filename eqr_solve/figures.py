@@ -127,3 +127,32 @@ def _save(plt, fig, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def write_landscape(land, out_dir: Path) -> Path | None:
+    """Trajectories projected to 2-D with PCA, coloured by the attractor they end in."""
+    if land.projection is None:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    cmap = plt.get_cmap("tab10")
+    for i in range(land.inits):
+        k = int(land.final[i])
+        color = cmap(k % 10) if k < 10 else "lightgrey"
+        xy = land.projection[i]
+        ax.plot(xy[:, 0], xy[:, 1], "-", color=color, lw=0.5, alpha=0.4)
+        ax.plot(xy[-1, 0], xy[-1, 1], "o", color=color, ms=3)
+    for k, a in enumerate(land.attractors[:10]):
+        ax.plot([], [], "o", color=cmap(k), label=f"#{k} {'valid' if a.valid else 'wrong'} "
+                                                  f"({a.share:.0%})")
+    ax.set_xlabel("PC 1 (logits)")
+    ax.set_ylabel("PC 2")
+    ax.set_title(f"mode ({land.mode}): {land.inits} inits x {land.depth} segments", fontsize=9)
+    ax.legend(fontsize=7)
+    return _save(plt, fig, out_dir / "landscape.png")

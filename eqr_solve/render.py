@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -209,3 +210,32 @@ def bench_tables(report: dict) -> list[Table]:
                       f"{r['pct_peak']:.0f}%")
         tables.append(t)
     return tables
+
+
+def landscape_view(kind: str, item, land) -> Group:
+    """Basins as bars, the mode with its numbers, and residual traces of a few inits."""
+    t = Table(title=f"{item.source}: {land.inits} inits x {land.depth} segments, "
+                    f"{len(land.attractors)} attractors", title_justify="left")
+    for col in ("#", "basin", "share", "answer", "residual", "enters at", "latents"):
+        t.add_column(col, justify="left" if col in ("basin", "answer", "latents") else "right")
+    for i, a in enumerate(land.attractors[:12]):
+        bar = "█" * max(1, round(30 * a.share))
+        t.add_row(str(i), Text(bar, style="green" if a.valid else "red"), f"{a.share:.1%}",
+                  Text("✓ valid" if a.valid else "✗ wrong", style="green" if a.valid else "red"),
+                  f"{a.mean_residual:.2e}", f"{a.entry_step:.1f}",
+                  "converged" if a.stable else f"moving ({a.moving_share:.0%})")
+    if len(land.attractors) > 12:
+        rest = land.attractors[12:]
+        t.add_row("…", "", f"{sum(a.share for a in rest):.1%}", f"{len(rest)} more", "", "", "")
+    from eqr_solve.landscape import MODES
+
+    mode = Text(f"mode ({land.mode}): {MODES[land.mode]} — {land.reason}",
+                style="bold green" if land.mode == "d" else "bold yellow")
+    traces = Text("residual traces (one init per attractor):\n", style="dim")
+    for k in range(min(4, len(land.attractors))):
+        init = int(np.flatnonzero(land.final == k)[0])
+        traces.append(f"  #{k} ", style="dim")
+        traces.append(sparkline(list(land.residuals[init, 1:])) + "\n", style="magenta")
+    best = land.attractors[0]
+    return Group(t, mode, traces, Text("most common answer:", style="dim"),
+                 board(kind, item.grid, best.answer))
