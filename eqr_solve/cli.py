@@ -457,7 +457,8 @@ def eval_(
     breadth: Annotated[str, typer.Option("--breadth", "-b", help="Breadths, e.g. 1,8,64.")
                        ] = "1,8",
     limit: Annotated[int | None, typer.Option(help="At most N puzzles per --data.")] = None,
-    act: Annotated[bool, typer.Option(help="Also run with learned halting (ACT).")] = True,
+    halt: Annotated[str, typer.Option(help="Passes to run: 'both' (every segment, and "
+                                           "learned halting), 'none' or 'act'.")] = "both",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write cells.csv, result.json "
@@ -469,6 +470,8 @@ def eval_(
     from eqr_solve import weights
 
     depths, breadths = int_list(depth), int_list(breadth)
+    if halt not in ("both", "none", "act"):
+        raise fail("--halt must be both, none or act")
     dev = pick_device(device)
     try:
         ds = load_eval_data(kind.value, data_specs, limit)
@@ -477,11 +480,11 @@ def eval_(
         weights.check_compatible(info, kind.value, ds.shape)
     except (InputError, weights.WeightsError) as e:
         raise fail(str(e)) from None
-    total = len(ds) * max(breadths) * (2 if act else 1)
+    total = len(ds) * max(breadths) * (2 if halt == "both" else 1)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as progress:
         bar = progress.add_task(f"eval {info.name}", total=total)
-        result = E.evaluate(model, ds, depths, breadths, act=act, seed=seed,
+        result = E.evaluate(model, ds, depths, breadths, halt=halt, seed=seed,
                             progress=lambda n: progress.advance(bar, n))
     result["model"] = info.name
     result["data"] = data_specs

@@ -184,28 +184,29 @@ def strata(ds: Dataset) -> dict[str, np.ndarray]:
 
 
 def evaluate(model: EqR, ds: Dataset, depths: Sequence[int], breadths: Sequence[int],
-             act: bool = True, seed: int = 0, progress=None) -> dict:
-    """The whole evaluation: grid cells per stratum, ACT vs fixed depth, alignment."""
+             halt: str = "both", seed: int = 0, progress=None) -> dict:
+    """The whole evaluation: grid cells per stratum, ACT vs fixed depth, alignment.
+
+    ``halt``: "both" runs every segment (the paper's protocol) and then with learned
+    halting; "none" or "act" runs only that pass (the grid then shows that pass)."""
     depths, breadths = sorted(set(depths)), sorted(set(breadths))
     B = max(breadths)
     t0 = time.perf_counter()
-    full = run_pass(model, ds, depths, B, "none", seed, progress)
-    pass_nfe = full.segments
-    result = {"depths": depths, "breadths": breadths, "puzzles": len(ds),
-              "seconds_fixed_pass": full.seconds, "cells": [], "act": [], "alignment": []}
-    for name, rows in strata(ds).items():
-        for cell in grid_cells(ds, full, depths, breadths, B, rows):
-            # wall time of a cell, estimated from the pass by its share of the segments
-            cell["seconds_est"] = full.seconds * cell["mean_nfe"] * len(rows) / pass_nfe
-            cell["puzzles_per_s_est"] = len(rows) / max(cell["seconds_est"], 1e-9)
-            result["cells"].append({"stratum": name, **cell})
-    result["alignment"] = alignment(full, depths)
-    result["residual_curves"] = residual_curves(full, depths)
-    if act:
-        act_pass = run_pass(model, ds, depths, B, "act", seed, progress)
-        result["seconds_act_pass"] = act_pass.seconds
+    result = {"depths": depths, "breadths": breadths, "puzzles": len(ds), "halt": halt,
+              "cells": [], "act": [], "alignment": []}
+    passes = {"both": ("none", "act"), "none": ("none",), "act": ("act",)}[halt]
+    for i, mode in enumerate(passes):
+        p = run_pass(model, ds, depths, B, mode, seed, progress)
+        result[f"seconds_{mode}_pass"] = p.seconds
+        key = "cells" if i == 0 else "act"
         for name, rows in strata(ds).items():
-            for cell in grid_cells(ds, act_pass, depths, breadths, B, rows):
-                result["act"].append({"stratum": name, **cell})
+            for cell in grid_cells(ds, p, depths, breadths, B, rows):
+                # wall time of a cell, estimated from the pass by its share of the segments
+                cell["seconds_est"] = p.seconds * cell["mean_nfe"] * len(rows) / p.segments
+                cell["puzzles_per_s_est"] = len(rows) / max(cell["seconds_est"], 1e-9)
+                result[key].append({"stratum": name, **cell})
+        if i == 0:
+            result["alignment"] = alignment(p, depths)
+            result["residual_curves"] = residual_curves(p, depths)
     result["seconds"] = time.perf_counter() - t0
     return result

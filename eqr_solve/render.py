@@ -126,8 +126,10 @@ def _pct(x: float) -> str:
 def eval_tables(result: dict) -> list[Table]:
     """Terminal view of ``evaluate.evaluate``: the grid, ACT, alignment and strata."""
     cells = [c for c in result["cells"] if c["stratum"] == "all"]
+    passes = {"both": "every segment", "none": "every segment", "act": "learned halting"}
     grid = Table(title=f"{result.get('model', '')}: {result['puzzles']} puzzles, exact "
-                       "accuracy % by selection rule", title_justify="left")
+                       f"accuracy % by selection rule ({passes[result.get('halt', 'both')]})",
+                 title_justify="left")
     for col in ("D", "B", "residual", "vote", "q", "any (pass@B)", "cells", "steps", "NFE",
                 "est. time", "puz/s"):
         grid.add_column(col, justify="right")

@@ -36,7 +36,7 @@ def test_rankdata_ties():
 
 def test_grid_from_one_pass(tiny_model):
     ds = data.generate("sudoku", 4, seed=0, n=4, blanks=6)
-    result = evaluate.evaluate(tiny_model, ds, depths=[1, 3], breadths=[1, 4], act=True)
+    result = evaluate.evaluate(tiny_model, ds, depths=[1, 3], breadths=[1, 4], halt="both")
     cells = [c for c in result["cells"] if c["stratum"] == "all"]
     assert [(c["depth"], c["breadth"]) for c in cells] == [(1, 1), (1, 4), (3, 1), (3, 4)]
     for c in cells:
@@ -68,5 +68,5 @@ def test_eval_cli_on_puzzle_file(models, tmp_path):  # noqa: F811
     path = tmp_path / "p.txt"
     path.write_text("1...........3..2\n.2..........3..1\n")
     r = CliRunner().invoke(app, ["eval", "sudoku", "--data", str(path), "--depth", "2",
-                                 "--breadth", "1", "--no-act"])
+                                 "--breadth", "1", "--halt", "act"])
     assert r.exit_code == 0, r.output
