@@ -307,6 +307,34 @@ def weights_pull(
               f"use it with --weights hf://{repo_id}{'@' + revision if revision else ''}/{file}")
 
 
+@weights_app.command("bundle")
+def weights_bundle(
+    src: Annotated[Path, typer.Argument(help="A trained model.safetensors.")],
+    name: Annotated[str, typer.Argument(help="Bundled name, e.g. sudoku-9x9.")],
+    evals: Annotated[list[Path] | None, typer.Option("--eval", help="result.json files of "
+                     "`eqr-solve eval --out` to record as measured accuracy.")] = None,
+) -> None:
+    """Publish a trained model into weights/ with its measured accuracy in the metadata."""
+    from eqr_solve import weights
+
+    accuracy = {}
+    for path in evals or []:
+        try:
+            r = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise fail(f"{path}: not an eval result ({e})") from None
+        accuracy[str(path)] = {
+            "data": r.get("data"), "halt": r.get("halt"),
+            "cells": [{k: c[k] for k in ("depth", "breadth", "puzzles", "acc_residual",
+                                         "acc_vote", "any_correct", "mean_nfe")}
+                      for c in r["cells"] if c["stratum"] == "all"]}
+    try:
+        dst = weights.bundle(src, name, {"accuracy": accuracy} if accuracy else {})
+    except weights.WeightsError as e:
+        raise fail(str(e)) from None
+    out.print(f"[green]✓[/] {dst}")
+
+
 # -- training -----------------------------------------------------------------------------------
 @app.command()
 def train(

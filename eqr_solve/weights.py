@@ -191,3 +191,22 @@ def list_downloaded() -> list[ModelInfo]:
                     except WeightsError:
                         continue
     return out
+
+
+def bundle(src: Path, name: str, extra_meta: dict) -> Path:
+    """Copy a trained model into ``weights/NAME.safetensors`` with extra metadata merged in
+    (e.g. measured accuracy), so a bundled model carries its own model card."""
+    from safetensors.torch import load_file
+
+    info = read_info(src)
+    meta = dict(info.meta, **extra_meta)
+    tensors = load_file(str(src))
+    dst = bundled_dir() / f"{name}{SUFFIX}"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={
+        "format": FORMAT, "config": json.dumps(info.config.to_dict()), "kind": info.kind,
+        "board": json.dumps(list(info.board) if info.board else None),
+        "meta": json.dumps(meta)})
+    os.replace(tmp, dst)
+    return dst

@@ -134,3 +134,12 @@ def test_hub_failure_is_a_clear_error(tmp_path):
     assert r.returncode == 2
     assert "cannot download nobody/nothing" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_bundle_merges_measured_accuracy(tmp_path, monkeypatch):
+    monkeypatch.setenv("EQR_WEIGHTS_DIR", str(tmp_path / "w"))
+    save_tiny(tmp_path / "run.safetensors", step=7)
+    dst = weights.bundle(tmp_path / "run.safetensors", "sudoku-4x4", {"accuracy": {"x": 1}})
+    info = weights.read_info(dst)
+    assert info.meta == {"step": 7, "accuracy": {"x": 1}}
+    weights.load("sudoku-4x4")
