@@ -130,14 +130,16 @@ def eval_tables(result: dict) -> list[Table]:
     grid = Table(title=f"{result.get('model', '')}: {result['puzzles']} puzzles, exact "
                        f"accuracy % by selection rule ({passes[result.get('halt', 'both')]})",
                  title_justify="left")
-    for col in ("D", "B", "residual", "vote", "q", "any (pass@B)", "cells", "steps", "NFE",
-                "est. time", "puz/s"):
+    for col in ("D", "B", "resid.", "vote", "q", "any", "cells", "steps", "NFE", "time~",
+                "puz/s~"):
         grid.add_column(col, justify="right")
     for c in cells:
         grid.add_row(str(c["depth"]), str(c["breadth"]), _pct(c["acc_residual"]),
                      _pct(c["acc_vote"]), _pct(c["acc_q"]), _pct(c["any_correct"]),
                      _pct(c["cell_acc"]), f"{c['mean_steps']:.1f}", f"{c['mean_nfe']:.0f}",
-                     f"{c['seconds_est']:.1f}s", f"{c['puzzles_per_s_est']:.2f}")
+                     f"{c['seconds_est']:.3g}s", f"{c['puzzles_per_s_est']:.3g}")
+    grid.caption = ("resid./vote/q: exact % of the restart chosen by that rule; any: some "
+                    "restart exact (pass@B); ~: estimated from the pass's share of segments")
     tables = [grid]
     act = {(c["depth"], c["breadth"]): c for c in result.get("act", []) if c["stratum"] == "all"}
     if act:

@@ -301,6 +301,13 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = EqR(model_config(recipe)).to(device).train()
         self.ema = copy.deepcopy(self.model).eval()
+        if recipe.get("init_from"):  # fine-tune: start from a trained model's weights
+            source, info = weights.load(recipe["init_from"])
+            if info.config != self.model.cfg:
+                raise ValueError(f"init_from {recipe['init_from']}: its model config differs "
+                                 "from this recipe's")
+            self.model.load_state_dict(source.state_dict())
+            self.ema.load_state_dict(source.state_dict())
         self.compiled = cfg.compile and self.model.compile_blocks()
         for p in self.ema.parameters():
             p.requires_grad_(False)

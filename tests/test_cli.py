@@ -179,3 +179,32 @@ def test_every_example_parses():
         items = task.parse(f.read_text(), f.name)
         assert items and all(hasattr(i, "grid") for i in items), f
         assert all(np.asarray(i.grid).ndim == 2 for i in items)
+
+
+def test_data_command_builds_reproducible_sets(tmp_path):
+    args = ["data", "sudoku", "--size", "4", "--count", "10", "--blanks", "6-8", "--seed", "3"]
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    runner.invoke(app, [*args, "--out", str(tmp_path / "b")])
+    a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    assert np.array_equal(a["inputs"], b["inputs"])
+    manifest = json.loads((tmp_path / "a.json").read_text())
+    assert manifest["count"] == 10 and manifest["seed"] == 3
+    r = runner.invoke(app, ["data", "maze", "--size", "9", "--path-length", "4-8", "--count",
+                            "5", "--out", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["data", "maze", "--size", "5", "--path-length", "90-99", "--count",
+                            "5", "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2
+
+
+def test_weights_bundle_records_eval(models, tmp_path):
+    result = {"data": ["x"], "halt": "both", "cells": [
+        {"stratum": "all", "depth": 16, "breadth": 1, "puzzles": 5, "acc_residual": 0.8,
+         "acc_vote": 0.8, "any_correct": 0.8, "mean_nfe": 16.0}]}
+    (tmp_path / "r.json").write_text(json.dumps(result))
+    r = runner.invoke(app, ["weights", "bundle", str(models / "sudoku-4x4.safetensors"),
+                            "sudoku-4x4b", "--eval", str(tmp_path / "r.json")])
+    assert r.exit_code == 0, r.output
+    info = weights.read_info(models / "sudoku-4x4b.safetensors")
+    assert list(info.meta["accuracy"].values())[0]["cells"][0]["acc_residual"] == 0.8

@@ -265,3 +265,13 @@ def test_shipped_recipes_are_valid():
         rec = T.load_recipe(str(path))
         T.config_summary(rec)
         EqR(T.model_config(rec))
+
+
+def test_init_from_starts_at_given_weights(tmp_path):
+    T.run(tiny_recipe(max_steps=2), tmp_path / "a")
+    rec = tiny_recipe(max_steps=1, lr=0.0, warmup_steps=0)
+    rec["init_from"] = str(tmp_path / "a" / "model.safetensors")
+    trainer = T.run(rec, tmp_path / "b")
+    src, _ = weights.load(rec["init_from"])
+    for a, b in zip(src.parameters(), trainer.model.parameters()):
+        assert torch.equal(a, b)
