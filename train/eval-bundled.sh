@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The evaluations behind the accuracy tables of README "Bundled models". Run on a quiet
+# machine (no training), from the repository root. Eval sets are rebuilt from their seeds.
+set -euo pipefail
+E=".venv/bin/eqr-solve"
+W="${WEIGHTS_FROM:-}"          # set to e.g. train/runs to evaluate run dirs before bundling
+w() { if [ -n "$W" ]; then echo "$W/$1-cpu/model.safetensors"; else echo "$1"; fi; }
+
+$E data sudoku --count 200 --blanks 40 --seed 2001 --out data/sudoku9-40
+$E data sudoku --count 200 --blanks 50 --seed 2002 --out data/sudoku9-50
+$E data sudoku --count 200 --minimal --seed 2003 --out data/sudoku9-minimal
+$E data sudoku --size 4 --count 200 --minimal --seed 2004 --out data/sudoku4-minimal
+$E data sudoku --size 6 --count 200 --minimal --seed 2005 --out data/sudoku6-minimal
+
+for n in 4 6; do
+  $E eval sudoku -w "$(w sudoku-${n}x${n})" --data data/sudoku${n}-minimal.npz \
+     --depth 1,2,4,16 --breadth 1,8 --out docs/eval/sudoku-${n}x${n}
+  $E eval sudoku -w "$(w sudoku-${n}x${n})" --data data/sudoku${n}-minimal.npz \
+     --depth 256 --breadth 64 --halt act --out docs/eval/sudoku-${n}x${n}-D256B64
+done
+
+S="$(w sudoku-9x9)"
+# defaults (D16, B1) per set, every segment and with learned halting
+$E eval sudoku -w "$S" --data data/sudoku9-40.npz --data data/sudoku9-50.npz \
+   --data data/sudoku9-minimal.npz --limit 100 --depth 16 --breadth 1 --out docs/eval/sudoku-9x9-gen
+$E eval sudoku -w "$S" --data shared:puzzles7_serg_benchmark.txt \
+   --data shared:puzzles2_17_clue.txt --limit 100 --depth 16 --breadth 1 \
+   --out docs/eval/sudoku-9x9-shared
+# depth scaling (one pass) and breadth with residual / vote / any-correct
+$E eval sudoku -w "$S" --data data/sudoku9-50.npz --limit 50 --depth 1,4,16,64,256 \
+   --breadth 1 --halt none --out docs/eval/sudoku-9x9-depth
+$E eval sudoku -w "$S" --data data/sudoku9-50.npz --limit 40 --depth 16,64 \
+   --breadth 1,8 --halt act --out docs/eval/sudoku-9x9-breadth
+# the large test-time budget, with learned halting
+$E eval sudoku -w "$S" --data data/sudoku9-40.npz --data data/sudoku9-50.npz --limit 10 \
+   --depth 256 --breadth 64 --halt act --out docs/eval/sudoku-9x9-D256B64
