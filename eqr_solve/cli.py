@@ -413,13 +413,18 @@ def data(
     collection: Annotated[str | None, typer.Option(help="Instead of generating: a shared "
                                                         "collection file name.")] = None,
     split: Annotated[str, typer.Option(help="Split of --collection: train or test.")] = "test",
+    from_path: Annotated[Path | None, typer.Option("--from", help="Instead of generating: "
+                         "puzzle files (e.g. Sudoku-Extreme CSV), labelled by the exact "
+                         "solver.")] = None,
 ) -> None:
     """Build and save a dataset (generated, or a split of a shared collection) with a JSON
     manifest of its provenance, so a run or an evaluation can be repeated exactly."""
     from eqr_solve import data as D
 
     try:
-        if collection:
+        if from_path is not None:
+            ds = load_eval_data(kind.value, [str(from_path)], None)
+        elif collection:
             ds = D.load_collection(collection, split)
         elif kind == Kind.sudoku:
             params = {"n": size}

@@ -208,3 +208,14 @@ def test_weights_bundle_records_eval(models, tmp_path):
     assert r.exit_code == 0, r.output
     info = weights.read_info(models / "sudoku-4x4b.safetensors")
     assert list(info.meta["accuracy"].values())[0]["cells"][0]["acc_residual"] == 0.8
+
+
+def test_data_from_sudoku_extreme_csv(tmp_path):
+    from pathlib import Path
+
+    csv = Path(__file__).resolve().parent.parent / "examples" / "sudoku-extreme.csv"
+    r = runner.invoke(app, ["data", "sudoku", "--from", str(csv), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 0, r.output
+    ds = np.load(tmp_path / "x.npz")
+    assert len(ds["inputs"]) == 3
+    assert all(sudoku.is_solution(p, y) for p, y in zip(ds["inputs"], ds["labels"]))
