@@ -56,13 +56,13 @@ def save(model: EqR, path: Path | str, kind: str, board: tuple[int, int] | None,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
-    metadata = {
-        "format": FORMAT,
-        "config": json.dumps(model.cfg.to_dict()),
-        "kind": kind,
-        "board": json.dumps(list(board) if board else None),
-        "meta": json.dumps(meta or {}),
-    }
+    _write(path, tensors, model.cfg, kind, board, meta or {})
+
+
+def _write(path: Path, tensors: dict, config: EqRConfig, kind: str,
+           board: tuple[int, int] | None, meta: dict) -> None:
+    metadata = {"format": FORMAT, "config": json.dumps(config.to_dict()), "kind": kind,
+                "board": json.dumps(list(board) if board else None), "meta": json.dumps(meta)}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
     os.replace(tmp, path)
@@ -199,14 +199,8 @@ def bundle(src: Path, name: str, extra_meta: dict) -> Path:
     from safetensors.torch import load_file
 
     info = read_info(src)
-    meta = dict(info.meta, **extra_meta)
-    tensors = load_file(str(src))
     dst = bundled_dir() / f"{name}{SUFFIX}"
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={
-        "format": FORMAT, "config": json.dumps(info.config.to_dict()), "kind": info.kind,
-        "board": json.dumps(list(info.board) if info.board else None),
-        "meta": json.dumps(meta)})
-    os.replace(tmp, dst)
+    _write(dst, load_file(str(src)), info.config, info.kind, info.board,
+           dict(info.meta, **extra_meta))
     return dst
