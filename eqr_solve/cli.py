@@ -369,7 +369,6 @@ def train(
     if device != "auto":
         pick_device(device)
     run_dir = out_dir or Path("runs") / rec["name"]
-    live = err.is_terminal
 
     def report(kind_: str, rec_: dict) -> None:
         if kind_ == "info":
@@ -384,7 +383,7 @@ def train(
                 f"step {rec_['step']:>6}  loss {rec_['lm_loss']:.4f}  q {rec_['q_loss']:.3f}  "
                 f"train-exact {rec_['train_exact']:.1%}  halt@ {rec_['halt_steps']:.1f}  "
                 f"q-fired {rec_['q_fired']:.0%}  {rec_['samples_per_s']:.1f} samples/s  "
-                f"{rec_['train_hours']:.2f} h" + ("" if live else ""))
+                f"{rec_['train_hours']:.2f} h", soft_wrap=True)
 
     err.print(f"training [bold]{rec['name']}[/] into {run_dir} "
               f"({'resuming' if resume else 'new run'}); Ctrl-C saves and stops")

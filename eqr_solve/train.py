@@ -421,7 +421,6 @@ class Trainer:
 
     def evaluate(self) -> dict:
         """Held-out exact accuracy of the EMA weights at D=eval_depth, B=1 (and ACT steps)."""
-        task = get_task(self.kind)
         ds = self.eval_set
         t0 = time.perf_counter()
         res = solve(self.ema, ds.inputs,
@@ -431,7 +430,6 @@ class Trainer:
         cells = np.mean([(r.answer == y).mean() for r, y in zip(res, ds.labels)])
         fired = [next((i + 1 for i, q in enumerate(r.q) if q > 0), None) for r in res]
         act_steps = np.mean([f or self.cfg.eval_depth for f in fired])
-        del task
         return {"exact": round(float(exact), 4), "cells": round(float(cells), 4),
                 "act_steps": round(float(act_steps), 2), "n": len(ds),
                 "seconds": round(time.perf_counter() - t0, 1)}
