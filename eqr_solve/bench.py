@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from eqr_solve.model import EqR, EqRConfig, flops_per_segment
+from eqr_solve.model import EqR, EqRConfig, flops_per_segment, swiglu_width
 
 PAPER_SUDOKU = EqRConfig(vocab_size=11, seq_len=81, hidden_size=512, num_heads=8, L_layers=2,
                          H_cycles=3, L_cycles=6, mixer="mlp_t")
@@ -47,6 +47,24 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
     flops = 2 * n**3
     return {"what": f"matmul {n}x{n}x{n} fp32", "gflops_max": flops / best / 1e9,
             "gflops_median": flops / med / 1e9}
+
+
+def gemm(m: int, k: int, n: int, repeats: int = 5) -> float:
+    """GFLOP/s of one plain fp32 ``[m, k] @ [k, n]`` (best of ``repeats``)."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    best, _ = timed(lambda: a @ b, repeats, warmup=2)
+    return 2 * m * k * n / best / 1e9
+
+
+def model_gemm(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 5,
+               training: bool = False) -> float:
+    """The "comparable shape" reference: GFLOP/s of the model's biggest matmul (the channel
+    SwiGLU's up-projection) as one plain GEMM, on the rows one call runs at once (inference
+    runs big CPU batches in chunks, training never)."""
+    cfg, cells = model.cfg, shape[0] * shape[1]
+    rows = batch if training else min(batch, model.rows_per_chunk(cells))
+    return gemm(cells * rows, cfg.hidden_size, 2 * swiglu_width(cfg.hidden_size, cfg.expansion),
+                repeats)
 
 
 def inference(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 3) -> dict:

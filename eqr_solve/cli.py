@@ -632,7 +632,7 @@ def bench(
     report["peak"] = peak
     err.print(f"peak: {peak['gflops_max']:.0f} GFLOP/s ({peak['what']})")
     torch.manual_seed(0)
-    models = [("paper sudoku (h512, random)", EqR(Bn.PAPER_SUDOKU).eval(), (9, 9))]
+    models = [("paper-sudoku", EqR(Bn.PAPER_SUDOKU).eval(), (9, 9))]
     for info in weights.list_bundled():
         m, _ = weights.load(str(info.path))
         models.append((info.name, m, info.board or (15, 15)))
@@ -647,7 +647,9 @@ def bench(
         for mode, m in variants:
             for b in sizes:
                 r = Bn.inference(m, b, shape, repeats)
-                r.update(model=name, mode=mode,
+                gemm = Bn.model_gemm(m, b, shape)
+                r.update(model=name, mode=mode, gemm_gflops=gemm,
+                         pct_gemm=100 * r["gflops_max"] / gemm,
                          pct_peak=100 * r["gflops_max"] / peak["gflops_max"])
                 report["inference"].append(r)
                 err.print(f"  {name} {mode} batch {b}: {r['segments_per_s_max']:.1f} seg/s")
@@ -673,7 +675,9 @@ def bench(
             if mode == "compiled" and not model.compile_blocks():
                 continue
             r = Bn.training(model, batch, shape, repeats)
-            r.update(recipe=path.stem, mode=mode,
+            gemm = Bn.model_gemm(model, batch, shape, training=True)
+            r.update(recipe=path.stem, mode=mode, gemm_gflops=gemm,
+                     pct_gemm=100 * r["gflops_max"] / gemm,
                      pct_peak=100 * r["gflops_max"] / peak["gflops_max"])
             report["training"].append(r)
             err.print(f"  train {path.stem} {mode}: {r['samples_per_s_max']:.1f} samples/s")

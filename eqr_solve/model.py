@@ -17,6 +17,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 TRUNC_STD = 0.8796256610342398  # std of a standard normal truncated to [-2, 2]
+# Inference on CPU runs a big batch in row chunks whose largest intermediate stays under this:
+# bigger buffers are mmapped and page-faulted afresh on every call (measured: the paper model
+# at batch 256 ran at 65% of its batch-16 speed unchunked, 114% chunked; README "Performance").
+CPU_CHUNK_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -29,7 +33,7 @@ class EqRConfig:
     L_layers: int = 2
     H_cycles: int = 3
     L_cycles: int = 6
-    mixer: str = "mlp_t"  # "mlp_t" (MLP across positions) or "attn" (self-attention)
+    mixer: str = "mlp_t"  # "mlp_t" (MLP across positions), "attn" or "conv" (3x3 neighbours)
     pos_encoding: str = "none"  # "none", "rope" (1-D) or "rope2d" (row/column)
     rope_theta: float = 10000.0
     lambda_: float = 0.95  # weight on the NEW value in the damped update (paper: 1 - λ)
@@ -153,8 +157,31 @@ class Attention(nn.Module):
         return self.out(y.permute(2, 0, 1, 3).reshape(L, B, D))
 
 
+class NeighbourMix(nn.Module):
+    """Depthwise 3x3 mixing over the board: each cell adds a per-channel weighted sum of
+    itself and its 8 neighbours (zero outside the board). Local and translation-equivariant,
+    so the same weights run on any board size and each f-call moves information one cell;
+    the recurrence supplies the reach (see README, "Deviations": the maze model)."""
+
+    def __init__(self, cfg: EqRConfig):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(3, 3, cfg.hidden_size))
+
+    def forward(self, h: Tensor, shape: tuple[int, int]) -> Tensor:
+        L, B, D = h.shape
+        H, W = shape
+        padded = F.pad(h.view(H, W, B, D), (0, 0, 0, 0, 1, 1, 1, 1))
+        out = padded[:H, :W] * self.weight[0, 0]
+        for i in range(3):
+            for j in range(3):
+                if i or j:
+                    out = out + padded[i : i + H, j : j + W] * self.weight[i, j]
+        return out.view(L, B, D)
+
+
 class Block(nn.Module):
-    """Post-norm block: token mixing (MLP over positions or attention), then a channel SwiGLU."""
+    """Post-norm block: token mixing (MLP over positions, attention or 3x3 neighbours), then
+    a channel SwiGLU."""
 
     def __init__(self, cfg: EqRConfig):
         super().__init__()
@@ -163,14 +190,20 @@ class Block(nn.Module):
             self.mix = TokenMLP(cfg.seq_len, cfg.expansion)
         elif cfg.mixer == "attn":
             self.mix = Attention(cfg)
+        elif cfg.mixer == "conv":
+            self.mix = NeighbourMix(cfg)
         else:
             raise ValueError(f"unknown mixer {cfg.mixer!r}")
         self.mlp = SwiGLU(cfg.hidden_size, cfg.expansion)
 
-    def forward(self, h: Tensor, rope: tuple[Tensor, Tensor] | None) -> Tensor:
-        """``h`` is sequence-major ``[L, B, D]``; post-norm after each residual."""
+    def forward(self, h: Tensor, rope: tuple[Tensor, Tensor] | None,
+                shape: tuple[int, int]) -> Tensor:
+        """``h`` is sequence-major ``[L, B, D]`` on a board of ``shape``; post-norm after
+        each residual."""
         if isinstance(self.mix, TokenMLP):  # the norm runs over positions, as in the reference
             h = rms_norm(h + self.mix(h), dim=0, eps=self.eps)
+        elif isinstance(self.mix, NeighbourMix):
+            h = rms_norm(h + self.mix(h, shape), eps=self.eps)
         else:
             h = rms_norm(h + self.mix(h, rope), eps=self.eps)
         return rms_norm(h + self.mlp(h), eps=self.eps)
@@ -226,6 +259,8 @@ class EqR(nn.Module):
             for swiglu in (block.mlp, block.mix):
                 if isinstance(swiglu, SwiGLU):
                     swiglu.down.weight.data.mul_(self.cfg.down_proj_init_scale)
+            if isinstance(block.mix, NeighbourMix):  # its output projection, scaled likewise
+                trunc_normal_(block.mix.weight, self.cfg.down_proj_init_scale / 3)
         trunc_normal_(self.embed.weight, 1 / math.sqrt(D))
         trunc_normal_(self.lm_head.weight, 1 / math.sqrt(D))
         with torch.no_grad():
@@ -267,11 +302,12 @@ class EqR(nn.Module):
             self._rope_cache[key] = rope_tables(self.cfg, height, width, self.H_init.device)
         return self._rope_cache[key]
 
-    def f(self, z: Tensor, injection: Tensor, rope, generator) -> Tensor:
-        """One f-call: z <- (1-λ)·z + λ·blocks(z + injection) + β·ε."""
+    def f(self, z: Tensor, injection: Tensor, board, generator) -> Tensor:
+        """One f-call: z <- (1-λ)·z + λ·blocks(z + injection) + β·ε. ``board`` is
+        (rope tables or None, (H, W))."""
         u = z + injection
         for block in self.blocks:
-            u = block(u, rope)
+            u = block(u, *board)
         cfg = self.cfg
         out = torch.lerp(z, u, cfg.lambda_) if cfg.lambda_ != 1.0 else u
         if cfg.noise_scale:
@@ -279,29 +315,55 @@ class EqR(nn.Module):
             out = out + cfg.noise_scale * noise
         return out
 
-    def latent_recursion(self, z_H, z_L, x, rope, generator):
+    def latent_recursion(self, z_H, z_L, x, board, generator):
         for _ in range(self.cfg.L_cycles):
-            z_L = self.f(z_L, z_H + x, rope, generator)
-        z_H = self.f(z_H, z_L, rope, generator)
+            z_L = self.f(z_L, z_H + x, board, generator)
+        z_H = self.f(z_H, z_L, board, generator)
         return z_H, z_L
+
+    def rows_per_chunk(self, seq_len: int) -> int:
+        """Rows per inference chunk on CPU (see CPU_CHUNK_BYTES)."""
+        cfg = self.cfg
+        widest = seq_len * 2 * swiglu_width(cfg.hidden_size, cfg.expansion)
+        if cfg.mixer == "mlp_t":
+            widest = max(widest, 2 * swiglu_width(cfg.seq_len, cfg.expansion) * cfg.hidden_size)
+        elif cfg.mixer == "attn":
+            widest = max(widest, cfg.num_heads * seq_len * seq_len)
+        return max(1, CPU_CHUNK_BYTES // (4 * widest))
 
     def forward(
         self, carry: Carry, inputs: Tensor, generator: torch.Generator | None = None
     ) -> SegmentOutput:
         """One segment on token grids ``inputs [B, H, W]``; returns the detached new carry.
-
-        Inside, latents are sequence-major ``[L, B, D]`` (see TokenMLP); the carry, logits
-        and everything outside stay batch-major."""
+        Without gradients on CPU a big batch runs in row chunks (same result, faster)."""
         B, H, W = inputs.shape
-        rope = self.rope(H, W)
+        rows = self.rows_per_chunk(H * W)
+        if B <= rows or torch.is_grad_enabled() or inputs.device.type != "cpu":
+            return self.segment(carry, inputs, generator)
+        parts = [self.segment(carry[i : i + rows], inputs[i : i + rows], generator)
+                 for i in range(0, B, rows)]
+        return SegmentOutput(
+            Carry(torch.cat([p.carry.z_H for p in parts]), torch.cat([p.carry.z_L for p in parts])),
+            torch.cat([p.logits for p in parts]),
+            torch.cat([p.q_halt for p in parts]),
+        )
+
+    def segment(self, carry: Carry, inputs: Tensor, generator=None) -> SegmentOutput:
+        """One segment on one batch. Inside, latents are sequence-major ``[L, B, D]`` (see
+        TokenMLP); the carry, logits and everything outside stay batch-major."""
+        B, H, W = inputs.shape
+        board = (self.rope(H, W), (H, W))
         x = self.embed(inputs.reshape(B, H * W).long().t()) * math.sqrt(self.cfg.hidden_size)
         z_H, z_L = carry.z_H.transpose(0, 1).contiguous(), carry.z_L.transpose(0, 1).contiguous()
         with torch.no_grad():
             for _ in range(self.cfg.H_cycles - 1):
-                z_H, z_L = self.latent_recursion(z_H, z_L, x, rope, generator)
-        z_H, z_L = self.latent_recursion(z_H, z_L, x, rope, generator)
+                z_H, z_L = self.latent_recursion(z_H, z_L, x, board, generator)
+        z_H, z_L = self.latent_recursion(z_H, z_L, x, board, generator)
         logits = self.lm_head(z_H).transpose(0, 1)
-        q_halt = self.q_head(z_H[0]).squeeze(-1).float()
+        # the halting head reads cell 0 (as the reference); a local mixer never brings global
+        # information there, so the conv model reads the mean over cells instead
+        q_in = z_H.mean(0) if self.cfg.mixer == "conv" else z_H[0]
+        q_halt = self.q_head(q_in).squeeze(-1).float()
         new = Carry(z_H.detach().transpose(0, 1), z_L.detach().transpose(0, 1))
         return SegmentOutput(new, logits, q_halt)
 
@@ -310,12 +372,12 @@ class EqR(nn.Module):
         compiler is unavailable (e.g. no C++ toolchain), leaving the model eager."""
         x = torch.zeros(self.cfg.seq_len or 4, 2, self.cfg.hidden_size,
                         device=self.H_init.device)
-        rope = self.rope(1, x.shape[0])
+        board = (self.rope(1, x.shape[0]), (1, x.shape[0]))
         try:
             for block in self.blocks:
                 block.compile(dynamic=True)
                 with torch.no_grad():
-                    block(x, rope)
+                    block(x, *board)
         except Exception:  # any compiler failure: eager is always correct
             for block in self.blocks:
                 block._compiled_call_impl = None
@@ -335,6 +397,8 @@ def flops_per_segment(cfg: EqRConfig, seq_len: int) -> int:
     if cfg.mixer == "mlp_t":
         t_inter = swiglu_width(cfg.seq_len, cfg.expansion)
         mix = 2 * D * (L * 2 * t_inter + t_inter * L)
+    elif cfg.mixer == "conv":
+        mix = 2 * 9 * L * D
     else:
         mix = 2 * L * (D * 3 * D + D * D) + 2 * 2 * L * L * D  # projections + scores + values
     f_calls = cfg.H_cycles * (cfg.L_cycles + 1)

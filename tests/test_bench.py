@@ -21,3 +21,12 @@ def test_quick_bench_writes_json(models, tmp_path):  # noqa: F811
     assert report["peak"]["gflops_max"] > 0
     assert [x["batch"] for x in report["inference"]] == [1, 2]
     assert all(x["segments_per_s_max"] > 0 for x in report["inference"])
+    assert all(x["gemm_gflops"] > 0 and x["pct_gemm"] > 0 for x in report["inference"])
+
+
+def test_model_gemm_uses_the_inference_chunk():
+    from eqr_solve.model import EqR
+
+    model = EqR(bench.PAPER_SUDOKU)
+    assert model.rows_per_chunk(81) == 16  # so batch 256 is timed as 16-row GEMMs
+    assert bench.model_gemm(model, 256, (9, 9), repeats=1) > 0

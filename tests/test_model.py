@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from eqr_solve.model import Carry, EqR, count_parameters, flops_per_segment, trunc_normal_, variant
 from tests.conftest import tiny_config
@@ -76,9 +77,9 @@ def test_damped_update_formula():
     z, inj = torch.randn(16, 1, 32), torch.randn(16, 1, 32)  # sequence-major inside
     u = z + inj
     for block in model.blocks:
-        u = block(u, None)
+        u = block(u, None, (4, 4))
     expected = 0.05 * z + 0.95 * u
-    assert torch.allclose(model.f(z, inj, None, None), expected, atol=1e-6)
+    assert torch.allclose(model.f(z, inj, (None, (4, 4)), None), expected, atol=1e-6)
 
 
 def test_reset_rows_only_touches_halted(tiny_model):
@@ -96,6 +97,36 @@ def test_attention_model_any_board_size(pos):
     for H, W in [(5, 5), (6, 9)]:
         out = model(model.initial_carry(2, H * W), torch.randint(1, 6, (2, H, W)))
         assert out.logits.shape == (2, H * W, 6)
+
+
+def test_conv_mixer_is_the_depthwise_3x3_convolution():
+    torch.manual_seed(0)
+    model = EqR(tiny_config(mixer="conv", seq_len=0))
+    mix = model.blocks[0].mix
+    h = torch.randn(3 * 5, 2, 32)  # [L, B, D] on a 3x5 board
+    image = h.view(3, 5, 2, 32).permute(2, 3, 0, 1)  # [B, D, H, W]
+    kernel = mix.weight.permute(2, 0, 1).unsqueeze(1)  # [D, 1, 3, 3]
+    expected = F.conv2d(image, kernel, padding=1, groups=32).permute(2, 3, 0, 1).reshape(15, 2, 32)
+    assert torch.allclose(mix(h, (3, 5)), expected, atol=1e-5)
+
+
+def test_conv_model_is_local_and_size_agnostic():
+    """One f-call moves information at most L_layers cells; any board size runs; the
+    halting head sees the whole board (mean over cells)."""
+    torch.manual_seed(0)
+    model = EqR(tiny_config(mixer="conv", seq_len=0, L_layers=1, noise_scale=0.0)).eval()
+    for shape in [(5, 5), (7, 11)]:
+        z = torch.randn(shape[0] * shape[1], 1, 32)
+        z2 = z.clone()
+        z2[0] += 1.0  # perturb the top-left cell
+        board = (None, shape)
+        zero = torch.zeros_like(z)
+        moved = (model.f(z2, zero, board, None) - model.f(z, zero, board, None)).abs().sum(-1)
+        moved = moved.view(*shape)
+        assert moved[:2, :2].min() > 0 and moved[2:].max() == 0 and moved[:, 2:].max() == 0
+    c = model.initial_carry(2, 49)
+    out = model(c, torch.randint(1, 6, (2, 7, 7)))
+    assert out.logits.shape == (2, 49, model.cfg.vocab_size) and out.q_halt.shape == (2,)
 
 
 def test_rope2d_distinguishes_rows_from_columns():
@@ -152,3 +183,27 @@ def test_compiled_blocks_match_eager():
     assert model.compile_blocks()
     assert "_orig_mod" not in "".join(model.state_dict())
     assert torch.allclose(model(c, x).logits, eager, atol=1e-4)
+
+
+def test_chunked_inference_matches_one_batch(monkeypatch):
+    """Big CPU batches run in row chunks without gradients: same logits, carry and q."""
+    import eqr_solve.model as model_module
+
+    torch.manual_seed(0)
+    model = EqR(tiny_config(noise_scale=0.0)).eval()
+    x = torch.randint(1, 6, (7, 4, 4))
+    c = model.initial_carry(7, 16)
+    with torch.no_grad():
+        whole = model(c, x)
+        monkeypatch.setattr(model_module, "CPU_CHUNK_BYTES", 1)
+        assert model.rows_per_chunk(16) == 1
+        chunked = model(c, x)
+    assert torch.allclose(whole.logits, chunked.logits, atol=1e-5)
+    assert torch.allclose(whole.carry.z_H, chunked.carry.z_H, atol=1e-5)
+    assert torch.allclose(whole.q_halt, chunked.q_halt, atol=1e-5)
+
+
+def test_paper_model_chunks_sixteen_rows():
+    from eqr_solve.bench import PAPER_SUDOKU
+
+    assert EqR(PAPER_SUDOKU).rows_per_chunk(81) == 16

@@ -382,9 +382,11 @@ def generate(
     mode: str = "perfect",
     wall_prob: float = 0.37,
     require_unique: bool = True,
+    canvas: tuple[int, int] | list[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mazes and labels [count, height, width] with a shortest S -> G path of
-    ``min_path..max_path`` edges (drawn uniformly per maze).
+    ``min_path..max_path`` edges (drawn uniformly per maze). With ``canvas``, each maze is
+    walled in at a random place of a bigger board (so one batch can mix maze sizes).
 
     ``perfect``: DFS-carved maze in the largest odd top-left block (a unique path between any
     two cells). ``random``: each inner cell a wall with ``wall_prob``; with ``require_unique``
@@ -415,7 +417,25 @@ def generate(
             f"could not place a path of {min_path}-{max_path} steps in {_MAX_GRIDS} "
             f"{height}x{width} {mode} mazes; use a shorter path or a bigger maze"
         )
+    if canvas is not None:
+        return wall_in(rng, inputs, labels, *canvas)
     return inputs, labels
+
+
+def wall_in(rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray, height: int,
+            width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Place each maze at a random offset of a ``height x width`` board of walls."""
+    n, h, w = inputs.shape
+    if h > height or w > width:
+        raise ValueError(f"a {h}x{w} maze does not fit a {height}x{width} canvas")
+    big_x = np.full((n, height, width), WALL, np.uint8)
+    big_y = big_x.copy()
+    rows = rng.integers(0, height - h + 1, n)
+    cols = rng.integers(0, width - w + 1, n)
+    for i, (r, c) in enumerate(zip(rows, cols)):
+        big_x[i, r : r + h, c : c + w] = inputs[i]
+        big_y[i, r : r + h, c : c + w] = labels[i]
+    return big_x, big_y
 
 
 def dedupe(inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

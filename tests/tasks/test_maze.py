@@ -218,3 +218,15 @@ def test_augment(h, w):
     assert (
         x == M.generate(np.random.default_rng(4), 64, h, w, 10, 20)[0]
     ).all()  # inputs untouched
+
+
+def test_canvas_walls_small_mazes_in_at_random_places():
+    rng = np.random.default_rng(0)
+    x, y = M.generate(rng, 20, height=7, width=7, min_path=2, max_path=8, canvas=(15, 15))
+    assert x.shape == y.shape == (20, 15, 15)
+    open_rows = {int(np.flatnonzero((g != M.WALL).any(1))[0]) for g in x}
+    assert len(open_rows) > 1  # offsets vary
+    for g, lab in zip(x, y):
+        assert (g != M.WALL).sum() <= 7 * 7 and M.check(g, lab) == []
+    with pytest.raises(ValueError, match="does not fit"):
+        M.generate(rng, 1, height=9, width=9, min_path=2, max_path=8, canvas=(7, 7))
