@@ -56,6 +56,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     loss: str = "stablemax"  # or "softmax"
     q_loss_weight: float = 0.5
+    label_weights: list[float] | None = None  # per label token (e.g. up-weight maze path cells)
     halt_max_steps: int = 16
     halt_exploration_prob: float = 0.1
     curriculum_steps: int = 0  # data mix moves from each source's start_weight to its weight
@@ -111,17 +112,26 @@ def train_config(recipe: dict) -> TrainConfig:
     unknown = set(section) - known
     if unknown:
         raise ValueError(f"unknown [train] keys: {', '.join(sorted(unknown))}")
-    return TrainConfig(**section)
+    cfg = TrainConfig(**section)
+    vocab = vocab_size(recipe)
+    if cfg.label_weights and len(cfg.label_weights) != vocab:
+        raise ValueError(f"label_weights needs one weight per token ({vocab}), "
+                         f"got {len(cfg.label_weights)}")
+    return cfg
+
+
+def vocab_size(recipe: dict) -> int:
+    if "vocab_size" in recipe.get("model", {}):
+        return recipe["model"]["vocab_size"]
+    if recipe["kind"] == "sudoku":
+        return recipe["board"][0] + 2
+    return get_task("maze").VOCAB_SIZE
 
 
 def model_config(recipe: dict) -> EqRConfig:
-    kind = recipe["kind"]
     board = recipe.get("board")
     section = dict(recipe.get("model", {}))
-    if kind == "sudoku":
-        section.setdefault("vocab_size", board[0] + 2)
-    else:
-        section.setdefault("vocab_size", get_task("maze").VOCAB_SIZE)
+    section.setdefault("vocab_size", vocab_size(recipe))
     section.setdefault("seq_len", board[0] * board[1] if board else 0)
     return variant(EqRConfig.from_dict(section), train_config(recipe).variant)
 
@@ -270,8 +280,11 @@ def shard_step(model: EqR, shard: Shard, cfg: TrainConfig, global_batch: int,
             halted = (halted | (out.q_halt > 0)) & (steps >= min_steps)
         correct = (logits.argmax(-1) == labels) & mask
         exact = (correct | ~mask).all(-1)
-    per_cell = token_loss(logits, labels, cfg.loss) * mask
-    lm_loss = (per_cell.sum(-1) / mask.sum(-1).clamp(min=1)).sum()
+    weight = mask.float()
+    if cfg.label_weights:
+        weight = weight * torch.tensor(cfg.label_weights, device=device)[labels]
+    per_cell = token_loss(logits, labels, cfg.loss) * weight
+    lm_loss = (per_cell.sum(-1) / weight.sum(-1).clamp(min=1e-6)).sum()
     q_loss = F.binary_cross_entropy_with_logits(out.q_halt, exact.float(), reduction="sum")
     ((lm_loss + cfg.q_loss_weight * q_loss) / global_batch).backward()
     shard.steps, shard.halted = steps, halted

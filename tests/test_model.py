@@ -112,7 +112,7 @@ def test_conv_mixer_is_the_depthwise_3x3_convolution():
 
 def test_conv_model_is_local_and_size_agnostic():
     """One f-call moves information at most L_layers cells; any board size runs; the
-    halting head sees the whole board (mean over cells)."""
+    halting logit is the minimum of the cells' logits (halt only when all agree)."""
     torch.manual_seed(0)
     model = EqR(tiny_config(mixer="conv", seq_len=0, L_layers=1, noise_scale=0.0)).eval()
     for shape in [(5, 5), (7, 11)]:
@@ -125,8 +125,13 @@ def test_conv_model_is_local_and_size_agnostic():
         moved = moved.view(*shape)
         assert moved[:2, :2].min() > 0 and moved[2:].max() == 0 and moved[:, 2:].max() == 0
     c = model.initial_carry(2, 49)
+    with torch.no_grad():
+        model.q_head.weight.normal_()
     out = model(c, torch.randint(1, 6, (2, 7, 7)))
     assert out.logits.shape == (2, 49, model.cfg.vocab_size) and out.q_halt.shape == (2,)
+    z_H = out.carry.z_H  # [B, L, D]
+    expected = model.q_head(z_H).squeeze(-1).amin(1)
+    assert torch.allclose(out.q_halt, expected, atol=1e-5)
 
 
 def test_rope2d_distinguishes_rows_from_columns():

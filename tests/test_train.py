@@ -139,6 +139,24 @@ def test_loss_is_per_row_mean_plus_half_bce():
     assert s["q_loss"] == pytest.approx(4 * F.softplus(torch.tensor(-5.0)).item(), rel=1e-3)
 
 
+def test_label_weights_reweight_cells_within_a_row():
+    """Uniform weights change nothing; weighting a token moves the per-row mean toward the
+    loss of its cells; a wrong-length list is rejected with the token count."""
+    model, shard, cfg = make_shard()
+    carry = shard.carry
+    base = dict(zip(T.STATS, T.shard_step(model, shard, cfg, 4, 1).tolist()))["lm_loss"]
+    vocab = model.cfg.vocab_size
+    for w, same in ((2.0, True), (50.0, False)):
+        model2, shard2, _ = make_shard()
+        shard2.carry = carry
+        cfg2 = T.TrainConfig(halt_max_steps=3, halt_exploration_prob=0.0,
+                             label_weights=[2.0] * vocab if same else [1.0] * (vocab - 1) + [w])
+        got = dict(zip(T.STATS, T.shard_step(model2, shard2, cfg2, 4, 1).tolist()))["lm_loss"]
+        assert (got == pytest.approx(base, rel=1e-5)) == same
+    with pytest.raises(ValueError, match="one weight per token"):
+        T.train_config(tiny_recipe(label_weights=[1.0, 2.0]))
+
+
 def test_checkpoint_round_trip_and_weights_usable(tmp_path):
     trainer = T.run(tiny_recipe(max_steps=3), tmp_path / "run")
     model, info = weights.load(str(tmp_path / "run" / "model.safetensors"))
