@@ -21,7 +21,8 @@ from eqr_solve.model import EqR
 
 HALT_MODES = ("none", "act", "residual")
 SELECT_RULES = ("residual", "vote", "q", "verify")
-CPU_ROWS = 64  # measured (eqr-solve bench): 9x9 segments/s halve from batch 64 to 256 on CPU
+CPU_ROWS = 64  # trajectories in flight on CPU: bigger batches gain nothing (the model runs them in
+# row chunks, see model.CPU_CHUNK_BYTES) and only hold more memory
 
 
 @dataclass
