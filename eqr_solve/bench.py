@@ -40,20 +40,18 @@ def machine() -> dict:
             "torch": torch.__version__, "python": platform.python_version()}
 
 
+def gemm(m: int, k: int, n: int, repeats: int = 5) -> tuple[float, float]:
+    """(max, median) GFLOP/s of one plain fp32 ``[m, k] @ [k, n]``."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    best, med = timed(lambda: a @ b, repeats, warmup=2)
+    flops = 2 * m * k * n
+    return flops / best / 1e9, flops / med / 1e9
+
+
 def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
     """fp32 GEMM GFLOP/s: the physical reference for everything else."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    best, med = timed(lambda: a @ b, repeats, warmup=2)
-    flops = 2 * n**3
-    return {"what": f"matmul {n}x{n}x{n} fp32", "gflops_max": flops / best / 1e9,
-            "gflops_median": flops / med / 1e9}
-
-
-def gemm(m: int, k: int, n: int, repeats: int = 5) -> float:
-    """GFLOP/s of one plain fp32 ``[m, k] @ [k, n]`` (best of ``repeats``)."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    best, _ = timed(lambda: a @ b, repeats, warmup=2)
-    return 2 * m * k * n / best / 1e9
+    best, med = gemm(n, n, n, repeats)
+    return {"what": f"matmul {n}x{n}x{n} fp32", "gflops_max": best, "gflops_median": med}
 
 
 def model_gemm(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 5,
@@ -64,7 +62,7 @@ def model_gemm(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 5,
     cfg, cells = model.cfg, shape[0] * shape[1]
     rows = batch if training else min(batch, model.rows_per_chunk(cells))
     return gemm(cells * rows, cfg.hidden_size, 2 * swiglu_width(cfg.hidden_size, cfg.expansion),
-                repeats)
+                repeats)[0]
 
 
 def inference(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 3) -> dict:

@@ -18,8 +18,9 @@ from torch import Tensor, nn
 
 TRUNC_STD = 0.8796256610342398  # std of a standard normal truncated to [-2, 2]
 # Inference on CPU runs a big batch in row chunks whose largest intermediate stays under this:
-# bigger buffers are mmapped and page-faulted afresh on every call (measured: the paper model
-# at batch 256 ran at 65% of its batch-16 speed unchunked, 114% chunked; README "Performance").
+# bigger buffers are mmapped and page-faulted afresh on every call (measured with
+# benchmarks/row_chunks.py: the paper model at batch 256 ran at 8.6 segments/s unchunked,
+# 15.2 chunked; README "Performance").
 CPU_CHUNK_BYTES = 16 * 2**20
 
 
