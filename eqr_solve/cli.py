@@ -376,8 +376,8 @@ def train(
         elif kind_ == "eval":
             e = rec_["eval"]
             err.print(f"[bold]eval[/] step {rec_['step']}: exact {e['exact']:.1%}, cells "
-                      f"{e['cells']:.1%}, ACT steps {e['act_steps']} (n={e['n']}, "
-                      f"{e['seconds']}s)")
+                      f"{e['cells']:.1%}; ACT exact {e['act_exact']:.1%} in "
+                      f"{e['act_steps']} steps (n={e['n']}, {e['seconds']}s)")
         else:
             err.print(
                 f"step {rec_['step']:>6}  loss {rec_['lm_loss']:.4f}  q {rec_['q_loss']:.3f}  "

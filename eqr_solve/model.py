@@ -362,9 +362,10 @@ class EqR(nn.Module):
         z_H, z_L = self.latent_recursion(z_H, z_L, x, board, generator)
         logits = self.lm_head(z_H).transpose(0, 1)
         # the halting head reads cell 0 (as the reference); a local mixer never brings global
-        # information there, so the conv model asks every cell and halts only when all agree
+        # information there, so the conv model averages every cell's halting logit (one
+        # unsettled cell can still veto with a large negative logit; README "Deviations")
         if self.cfg.mixer == "conv":
-            q_halt = self.q_head(z_H).squeeze(-1).amin(0).float()
+            q_halt = self.q_head(z_H.mean(0)).squeeze(-1).float()
         else:
             q_halt = self.q_head(z_H[0]).squeeze(-1).float()
         new = Carry(z_H.detach().transpose(0, 1), z_L.detach().transpose(0, 1))

@@ -328,6 +328,7 @@ class Trainer:
         self.step = 0
         self.train_seconds = 0.0
         self.sample_segments = 0
+        self.best_exact = -1.0  # best held-out exact so far (its weights: best.safetensors)
 
         sources = [build_source(s, self.kind, run_dir / "data" if rank == 0 else None)
                    for s in recipe["data"]]
@@ -349,7 +350,7 @@ class Trainer:
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"step": self.step, "train_seconds": self.train_seconds,
-                "sample_segments": self.sample_segments,
+                "sample_segments": self.sample_segments, "best_exact": self.best_exact,
                 "model": self.model.state_dict(), "ema": self.ema.state_dict(),
                 "optimizer": self.opt.state_dict(),
                 "shards": [s.state_dict() for s in self.shards],
@@ -359,6 +360,7 @@ class Trainer:
         self.step = state["step"]
         self.train_seconds = state["train_seconds"]
         self.sample_segments = state["sample_segments"]
+        self.best_exact = state.get("best_exact", -1.0)
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["optimizer"])
@@ -433,19 +435,30 @@ class Trainer:
         return stats
 
     def evaluate(self) -> dict:
-        """Held-out exact accuracy of the EMA weights at D=eval_depth, B=1 (and ACT steps)."""
+        """Held-out accuracy of the EMA weights at B=1: exact and cell accuracy after
+        ``eval_depth`` segments (the reference protocol), and exact accuracy and mean segments
+        with learned halting (``--halt act``, the CLI default)."""
         ds = self.eval_set
         t0 = time.perf_counter()
-        res = solve(self.ema, ds.inputs,
-                    SolveConfig(depth=self.cfg.eval_depth, seed=0,
-                                record_depths=(self.cfg.eval_depth,)))
-        exact = np.mean([np.array_equal(r.answer, y) for r, y in zip(res, ds.labels)])
-        cells = np.mean([(r.answer == y).mean() for r, y in zip(res, ds.labels)])
-        fired = [next((i + 1 for i, q in enumerate(r.q) if q > 0), None) for r in res]
-        act_steps = np.mean([f or self.cfg.eval_depth for f in fired])
+        fixed = solve(self.ema, ds.inputs, SolveConfig(depth=self.cfg.eval_depth, seed=0))
+        act = solve(self.ema, ds.inputs, SolveConfig(depth=self.cfg.eval_depth, seed=0,
+                                                     halt="act"))
+        exact = np.mean([np.array_equal(r.answer, y) for r, y in zip(fixed, ds.labels)])
+        cells = np.mean([(r.answer == y).mean() for r, y in zip(fixed, ds.labels)])
+        act_exact = np.mean([np.array_equal(r.answer, y) for r, y in zip(act, ds.labels)])
         return {"exact": round(float(exact), 4), "cells": round(float(cells), 4),
-                "act_steps": round(float(act_steps), 2), "n": len(ds),
+                "act_exact": round(float(act_exact), 4),
+                "act_steps": round(float(np.mean([r.steps for r in act])), 2), "n": len(ds),
                 "seconds": round(time.perf_counter() - t0, 1)}
+
+    def save_best(self, result: dict) -> None:
+        """Keep the EMA weights of the best held-out evaluation so far: a later collapse of
+        the run (seen in maze runs) cannot lose them."""
+        if self.rank != 0 or result["exact"] <= self.best_exact:
+            return
+        self.best_exact = result["exact"]
+        weights.save(self.ema, self.run_dir / "best.safetensors", self.kind, self.board,
+                     dict(self.provenance(final=False), eval=result))
 
 
 def log_record(path: Path, record: dict) -> None:
@@ -579,6 +592,7 @@ def run(recipe: dict, run_dir: Path, resume: bool = False, device: str = "auto",
 def eval_record(trainer: Trainer, metrics: Path, report) -> None:
     record = {"step": trainer.step, "sample_segments": trainer.sample_segments,
               "train_hours": round(trainer.train_seconds / 3600, 3), "eval": trainer.evaluate()}
+    trainer.save_best(record["eval"])
     log_record(metrics, record)
     report("eval", record)
 

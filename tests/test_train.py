@@ -293,3 +293,17 @@ def test_init_from_starts_at_given_weights(tmp_path):
     src, _ = weights.load(rec["init_from"])
     for a, b in zip(src.parameters(), trainer.model.parameters()):
         assert torch.equal(a, b)
+
+
+def test_best_checkpoint_keeps_the_best_heldout_eval(tmp_path):
+    T.run(tiny_recipe(max_steps=4, eval_every_minutes=0), tmp_path / "run")
+    evals = [json.loads(line)["eval"] for line in
+             (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if "eval" in line]
+    assert len(evals) >= 4
+    assert all(0 <= e["act_exact"] <= 1 and 1 <= e["act_steps"] <= 16 for e in evals)
+    _, info = weights.load(str(tmp_path / "run" / "best.safetensors"))
+    best = max(e["exact"] for e in evals)
+    first_best = next(e for e in evals if e["exact"] == best)
+    assert info.meta["eval"] == first_best
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
+    assert state["best_exact"] == best
