@@ -35,8 +35,20 @@ def timed(fn: Callable[[], None], repeats: int, warmup: int = 1) -> tuple[float,
     return min(times), statistics.median(times)
 
 
+def cpu_name() -> str:
+    """The CPU model (from /proc/cpuinfo on Linux), else the architecture."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
-    return {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    return {"cpu": cpu_name(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version()}
 
 

@@ -613,6 +613,8 @@ def bench(
                          ] = None,
     quick: Annotated[bool, typer.Option(help="Fewer, smaller measurements (for a smoke "
                                              "test).")] = False,
+    parts: Annotated[str, typer.Option(help="What to measure: any of inference, solving, "
+                                            "training.")] = "inference,solving,training",
 ) -> None:
     """Measure matmul peak, segment inference (paper Sudoku model and bundled models),
     end-to-end solving with and without ACT halting, and training throughput."""
@@ -627,6 +629,9 @@ def bench(
     from eqr_solve.model import EqR
 
     sizes = int_list(batches)
+    wanted = {p.strip() for p in parts.split(",")}
+    if not wanted <= {"inference", "solving", "training"}:
+        raise fail(f"--parts takes inference, solving and/or training, not {parts!r}")
     report: dict = {"machine": Bn.machine(), "inference": [], "solving": [], "training": []}
     peak = Bn.matmul_peak(512 if quick else 2048, repeats)
     report["peak"] = peak
@@ -638,7 +643,7 @@ def bench(
         models.append((info.name, m, info.board or (15, 15)))
     if quick:
         models = models[:1]
-    for name, model, shape in models:
+    for name, model, shape in models if "inference" in wanted else []:
         variants = [("eager", model)]
         if compiled:
             c = copy.deepcopy(model)
@@ -654,7 +659,7 @@ def bench(
                 report["inference"].append(r)
                 err.print(f"  {name} {mode} batch {b}: {r['segments_per_s_max']:.1f} seg/s")
     sudoku_models = [i for i in weights.list_bundled() if i.name == "sudoku-9x9"]
-    if sudoku_models and not quick:
+    if sudoku_models and not quick and "solving" in wanted:
         model, _ = weights.load("sudoku-9x9")
         report["load_seconds"] = Bn.load_time("sudoku-9x9")
         grids = generate("sudoku", 16, seed=123, n=9, blanks=[40, 50]).inputs
@@ -665,7 +670,8 @@ def bench(
                 err.print(f"  solve D{depth} B{breadth} {halt}: {r['puzzles_per_s']:.2f}/s")
         r = Bn.solving(model, grids[:1], 16, 1, "none")
         report["single_puzzle_seconds"] = r["seconds"]
-    recipes = [] if quick else sorted(trainer.RECIPES_DIR.glob("*cpu*.toml"))
+    recipes = ([] if quick or "training" not in wanted
+               else sorted(trainer.RECIPES_DIR.glob("*cpu*.toml")))
     for path in recipes:
         rec = trainer.load_recipe(str(path))
         model = EqR(trainer.model_config(rec))

@@ -30,3 +30,14 @@ def test_model_gemm_uses_the_inference_chunk():
     model = EqR(bench.PAPER_SUDOKU)
     assert model.rows_per_chunk(81) == 16  # so batch 256 is timed as 16-row GEMMs
     assert bench.model_gemm(model, 256, (9, 9), repeats=1) > 0
+
+
+def test_bench_parts_selects_what_is_measured(tmp_path):
+    r = CliRunner().invoke(app, ["bench", "--quick", "--parts", "solving", "--repeats", "1",
+                                 "--json", str(tmp_path / "b.json")])
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert report["inference"] == [] and report["training"] == []
+    assert report["machine"]["cpu"]
+    bad = CliRunner().invoke(app, ["bench", "--parts", "speed"])
+    assert bad.exit_code == 2 and "--parts" in bad.output
