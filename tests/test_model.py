@@ -112,9 +112,10 @@ def test_conv_mixer_is_the_depthwise_3x3_convolution():
 
 def test_conv_model_is_local_and_size_agnostic():
     """One f-call moves information at most L_layers cells; any board size runs; the
-    halting logit is the mean of the cells' logits."""
+    softmin halting logit is a smooth minimum of the cells' logits."""
     torch.manual_seed(0)
-    model = EqR(tiny_config(mixer="conv", seq_len=0, L_layers=1, noise_scale=0.0)).eval()
+    model = EqR(tiny_config(mixer="conv", seq_len=0, L_layers=1, noise_scale=0.0,
+                            q_pool="softmin")).eval()
     for shape in [(5, 5), (7, 11)]:
         z = torch.randn(shape[0] * shape[1], 1, 32)
         z2 = z.clone()
@@ -130,8 +131,9 @@ def test_conv_model_is_local_and_size_agnostic():
     out = model(c, torch.randint(1, 6, (2, 7, 7)))
     assert out.logits.shape == (2, 49, model.cfg.vocab_size) and out.q_halt.shape == (2,)
     z_H = out.carry.z_H  # [B, L, D]
-    expected = model.q_head(z_H).squeeze(-1).mean(1)
-    assert torch.allclose(out.q_halt, expected, atol=1e-5)
+    cells = model.q_head(z_H).squeeze(-1)  # [B, L]
+    assert torch.allclose(out.q_halt, -torch.logsumexp(-cells, dim=1), atol=1e-5)
+    assert (out.q_halt <= cells.min(1).values).all()  # no cell can be outvoted
 
 
 def test_rope2d_distinguishes_rows_from_columns():

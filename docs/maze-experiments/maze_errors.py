@@ -1,0 +1,33 @@
+"""Where a maze model goes wrong, per maze size and depth: exact accuracy and the mean number
+of false-positive / false-negative path cells per maze (fresh mazes from a fixed seed).
+
+    .venv/bin/python docs/maze-experiments/maze_errors.py MODEL.safetensors 1,4,16,64
+
+FP falling with depth = dead-end filling at work; FN growing with depth = the path is eroded
+(the "no path" fixed point).
+"""
+
+import sys
+
+import numpy as np
+
+from eqr_solve import weights
+from eqr_solve.solver import SolveConfig, solve
+from eqr_solve.tasks import maze
+
+SETS = [(7, 2, 12, 15), (11, 5, 40, 15), (15, 5, 88, 15), (30, 100, 140, 0)]  # side, path, canvas
+
+model, _ = weights.load(sys.argv[1])
+depths = [int(d) for d in sys.argv[2].split(",")]
+rng = np.random.default_rng(123)
+for side, lo, hi, canvas in SETS:
+    x, y = maze.generate(rng, 32 if side < 30 else 16, side, side, lo, hi,
+                         canvas=(canvas, canvas) if canvas else None)
+    path = (y == maze.PATH).sum((1, 2)).mean()
+    for d in depths:
+        a = np.stack([r.answer for r in solve(model, x, SolveConfig(depth=d, seed=0))])
+        exact = np.mean([(ai == yi).all() for ai, yi in zip(a, y)])
+        fp = ((a == maze.PATH) & (y != maze.PATH)).sum((1, 2)).mean()
+        fn = ((a != maze.PATH) & (y == maze.PATH)).sum((1, 2)).mean()
+        print(f"{side}x{side} D{d}: exact {exact:.3f}  FP/maze {fp:.1f}  FN/maze {fn:.1f}  "
+              f"(path cells/maze {path:.1f})", flush=True)
