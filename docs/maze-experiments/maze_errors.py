@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 from eqr_solve import weights
-from eqr_solve.solver import SolveConfig, solve
+from eqr_solve.solver import SolveConfig, run_trajectories
 from eqr_solve.tasks import maze
 
 SETS = [(7, 2, 12, 15), (11, 5, 40, 15), (15, 5, 88, 15), (30, 100, 140, 0)]  # side, path, canvas
@@ -24,8 +24,12 @@ for side, lo, hi, canvas in SETS:
     x, y = maze.generate(rng, 32 if side < 30 else 16, side, side, lo, hi,
                          canvas=(canvas, canvas) if canvas else None)
     path = (y == maze.PATH).sum((1, 2)).mean()
+    # one pass to the deepest depth, snapshotting the shallower ones (as `eqr-solve eval`)
+    run, _ = run_trajectories(model, x, SolveConfig(depth=max(depths), seed=0,
+                                                    record_depths=depths))
+    snapshots = run.snapshots_out()
     for d in depths:
-        a = np.stack([r.answer for r in solve(model, x, SolveConfig(depth=d, seed=0))])
+        a = snapshots[d].answers
         exact = np.mean([(ai == yi).all() for ai, yi in zip(a, y)])
         fp = ((a == maze.PATH) & (y != maze.PATH)).sum((1, 2)).mean()
         fn = ((a != maze.PATH) & (y == maze.PATH)).sum((1, 2)).mean()
