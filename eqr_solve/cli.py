@@ -643,6 +643,11 @@ def bench(
         models.append((info.name, m, info.board or (15, 15)))
     if quick:
         models = models[:1]
+    if compiled:  # every model and batch size recompiles the shared Block.forward; past the
+        # default limit (8) dynamo silently runs eager, and "compiled" rows would be mislabelled
+        import torch._dynamo.config as dynamo_config
+
+        dynamo_config.recompile_limit = 256
     for name, model, shape in models if "inference" in wanted else []:
         variants = [("eager", model)]
         if compiled:

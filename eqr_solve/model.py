@@ -42,8 +42,8 @@ class EqRConfig:
     init_std: float = 1.0  # σ0 of the random initial latents
     random_init: bool = True  # RI; False = TRM's fixed init vectors
     down_proj_init_scale: float = 0.1  # see README "Deviations": keeps the recurrence contractive
-    q_pool: str = "first"  # halting logit from cell 0 ("first", the reference) or a smooth
-    # minimum over every cell's logit ("softmin": halt only when every cell is confident)
+    q_pool: str = "first"  # halting logit from cell 0 ("first", the reference), from the mean
+    # latent over cells ("mean") or a smooth minimum of every cell's logit ("softmin")
     rms_norm_eps: float = 1e-5
 
     def to_dict(self) -> dict:
@@ -241,8 +241,8 @@ class EqR(nn.Module):
             raise ValueError("hidden_size must be a multiple of num_heads")
         if cfg.pos_encoding != "none" and cfg.mixer != "attn":
             raise ValueError("rotary position encodings need mixer='attn'")
-        if cfg.q_pool not in ("first", "softmin"):
-            raise ValueError(f"unknown q_pool {cfg.q_pool!r}; choose first or softmin")
+        if cfg.q_pool not in ("first", "mean", "softmin"):
+            raise ValueError(f"unknown q_pool {cfg.q_pool!r}; choose first, mean or softmin")
         self.cfg = cfg
         D = cfg.hidden_size
         self.embed = nn.Embedding(cfg.vocab_size, D)
@@ -366,10 +366,12 @@ class EqR(nn.Module):
         z_H, z_L = self.latent_recursion(z_H, z_L, x, board, generator)
         logits = self.lm_head(z_H).transpose(0, 1)
         # the halting head reads cell 0 (as the reference); a local mixer never brings global
-        # information there, so the conv model takes a smooth minimum of every cell's halting
-        # logit: one unsettled cell vetoes, and every cell gets a gradient (README "Deviations")
+        # information there, so a conv model pools over cells: the mean latent, or a smooth
+        # minimum of every cell's halting logit (one unsettled cell vetoes; README "Deviations")
         if self.cfg.q_pool == "softmin":
             q_halt = -torch.logsumexp(-self.q_head(z_H).squeeze(-1).float(), dim=0)
+        elif self.cfg.q_pool == "mean":
+            q_halt = self.q_head(z_H.mean(0)).squeeze(-1).float()
         else:
             q_halt = self.q_head(z_H[0]).squeeze(-1).float()
         new = Carry(z_H.detach().transpose(0, 1), z_L.detach().transpose(0, 1))

@@ -134,6 +134,9 @@ def test_conv_model_is_local_and_size_agnostic():
     cells = model.q_head(z_H).squeeze(-1)  # [B, L]
     assert torch.allclose(out.q_halt, -torch.logsumexp(-cells, dim=1), atol=1e-5)
     assert (out.q_halt <= cells.min(1).values).all()  # no cell can be outvoted
+    model.cfg.q_pool = "mean"
+    out = model(c, torch.randint(1, 6, (2, 7, 7)))
+    assert torch.allclose(out.q_halt, model.q_head(out.carry.z_H.mean(1)).squeeze(-1), atol=1e-5)
 
 
 def test_rope2d_distinguishes_rows_from_columns():
