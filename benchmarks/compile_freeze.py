@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from eqr_solve.bench import PAPER_SUDOKU
+from eqr_solve.bench import PAPER_SUDOKU, inference
 from eqr_solve.model import EqR
 
 mode = sys.argv[1]
@@ -20,13 +20,9 @@ if mode == "freeze":
     model.segment = torch.compile(model.segment, dynamic=False)
 for batch in [int(b) for b in sys.argv[2:]] or [16]:
     x, carry = torch.randint(1, 11, (batch, 9, 9)), model.initial_carry(batch, 81)
-    with torch.inference_mode():
+    with torch.inference_mode():  # the first call compiles (freeze) and is timed alone
         t = time.perf_counter()
         model(carry, x)
         warm = time.perf_counter() - t
-        best = float("inf")
-        for _ in range(3):
-            t = time.perf_counter()
-            model(carry, x)
-            best = min(best, time.perf_counter() - t)
-    print(f"{mode} batch {batch}: {batch / best:.2f} segments/s (first call {warm:.1f} s)")
+    speed = inference(model, batch, (9, 9))["segments_per_s_max"]
+    print(f"{mode} batch {batch}: {speed:.2f} segments/s (first call {warm:.1f} s)")

@@ -4,13 +4,12 @@ Same result (checked); prints segments/s per batch, twice each.
 Usage: python benchmarks/fusion_ab.py [BATCH ...]   (default: 1 16 64)"""
 
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 from eqr_solve import model as M
-from eqr_solve.bench import PAPER_SUDOKU
+from eqr_solve.bench import PAPER_SUDOKU, inference
 
 written = M.Block.forward
 
@@ -26,17 +25,9 @@ def fused(self, h, rope, shape):
     return M.rms_norm(h.view(L, B, D), eps=self.eps)
 
 
-def speed(model, batch: int, forward, repeats: int = 3) -> float:
+def speed(model, batch: int, forward) -> float:
     M.Block.forward = forward
-    x, carry = torch.randint(1, 11, (batch, 9, 9)), model.initial_carry(batch, 81)
-    with torch.inference_mode():
-        model(carry, x)
-        best = float("inf")
-        for _ in range(repeats):
-            t = time.perf_counter()
-            model(carry, x)
-            best = min(best, time.perf_counter() - t)
-    return batch / best
+    return inference(model, batch, (9, 9))["segments_per_s_max"]
 
 
 torch.manual_seed(0)
