@@ -35,6 +35,34 @@ def timed(fn: Callable[[], None], repeats: int, warmup: int = 1) -> tuple[float,
     return min(times), statistics.median(times)
 
 
+def paired(fn: Callable[[], None], repeats: int, peak_n: int = 2048,
+           warmup: int = 1) -> tuple[list[float], list[float]]:
+    """Seconds of ``fn`` and of a plain ``peak_n``-cubed matmul, alternating run by run.
+
+    On a shared host the machine's speed drifts by 20-30% between minutes, so a ratio to one
+    peak measured at the start inherits that drift; each run of ``fn`` here has a peak timed
+    right beside it, and ``paired_pct`` takes the median of the per-run ratios."""
+    a, b = torch.randn(peak_n, peak_n), torch.randn(peak_n, peak_n)
+    for _ in range(warmup):
+        fn()
+        a @ b
+    fn_s, peak_s = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        fn_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        a @ b
+        peak_s.append(time.perf_counter() - t)
+    return fn_s, peak_s
+
+
+def paired_pct(flops: float, fn_s: list[float], peak_s: list[float], peak_n: int) -> float:
+    """Median over runs of (GFLOP/s of the run) / (GFLOP/s of the matmul timed beside it)."""
+    peak_flops = 2 * peak_n**3
+    return 100 * statistics.median(flops / f / (peak_flops / p) for f, p in zip(fn_s, peak_s))
+
+
 def cpu_name() -> str:
     """The CPU model (from /proc/cpuinfo on Linux), else the architecture."""
     try:
@@ -77,7 +105,8 @@ def model_gemm(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 5,
                 repeats)[0]
 
 
-def inference(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 3) -> dict:
+def inference(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 3,
+              peak_n: int = 2048) -> dict:
     """Puzzle-segments/s of one segment forward (inference mode) at a batch size."""
     H, W = shape
     x = torch.randint(1, model.cfg.vocab_size, (batch, H, W))
@@ -87,13 +116,16 @@ def inference(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 3) 
         with torch.inference_mode():
             model(carry, x)
 
-    best, med = timed(run, repeats)
+    fn_s, peak_s = paired(run, repeats, peak_n)
+    best, med = min(fn_s), statistics.median(fn_s)
     flops = flops_per_segment(model.cfg, H * W) * batch
     return {"batch": batch, "segments_per_s_max": batch / best,
-            "segments_per_s_median": batch / med, "gflops_max": flops / best / 1e9}
+            "segments_per_s_median": batch / med, "gflops_max": flops / best / 1e9,
+            "pct_peak_paired": paired_pct(flops, fn_s, peak_s, peak_n)}
 
 
-def training(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 3) -> dict:
+def training(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 3,
+             peak_n: int = 2048) -> dict:
     """Sample-segments/s of a full training step (forward, backward, AdamW)."""
     H, W = shape
     model.train()
@@ -111,11 +143,13 @@ def training(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 3) -
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    best, med = timed(step, repeats)
+    fn_s, peak_s = paired(step, repeats, peak_n)
+    best, med = min(fn_s), statistics.median(fn_s)
     model.eval()
     flops = flops_per_segment(model.cfg, H * W) * (1 + 2 / model.cfg.H_cycles) * batch
     return {"batch": batch, "samples_per_s_max": batch / best,
-            "samples_per_s_median": batch / med, "gflops_max": flops / best / 1e9}
+            "samples_per_s_median": batch / med, "gflops_max": flops / best / 1e9,
+            "pct_peak_paired": paired_pct(flops, fn_s, peak_s, peak_n)}
 
 
 def solving(model: EqR, grids: np.ndarray, depth: int, breadth: int, halt: str) -> dict:

@@ -237,13 +237,14 @@ def sudoku(
 def maze(
     path: Annotated[Path, typer.Argument(help="Maze file (# wall, space open, S, G; several "
                                               "mazes separated by blank lines) or a directory.")],
-    depth: DepthOpt = 16, breadth: BreadthOpt = 1, halt: HaltOpt = Halt.act,
+    depth: DepthOpt = 64, breadth: BreadthOpt = 1, halt: HaltOpt = Halt.none,
     min_steps: MinStepsOpt = 2, tol: TolOpt = 0.05, select: SelectOpt = Select.auto,
     weights: WeightsOpt = None, device: DeviceOpt = "auto", seed: SeedOpt = 0,
     noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
     boards: BoardsOpt = None,
 ) -> None:
-    """Find the shortest path through mazes."""
+    """Find the shortest path through mazes (defaults: 64 segments, no early halting; the
+    bundled model's halting head stops too early on mazes bigger than it was trained on)."""
     solve_command("maze", path, depth, breadth, halt, min_steps, tol, select, weights, device,
                   seed, noise, json_, out_dir, boards)
 
@@ -369,6 +370,12 @@ def train(
     if device != "auto":
         pick_device(device)
     run_dir = out_dir or Path("runs") / rec["name"]
+    fixed = [s.partition("=")[0].strip() for s in set_ or []
+             if s.partition("=")[0].strip() not in {f"train.{k}" for k in trainer.RESUMABLE_KEYS}]
+    if resume and fixed and (run_dir / "state.pt").exists():
+        raise fail(f"--resume continues the run with its own recipe; --set {fixed[0]} would not "
+                   "apply (only train.max_steps, max_minutes and the log/checkpoint/eval "
+                   "intervals may change): start a new run, e.g. with init_from")
 
     def report(kind_: str, rec_: dict) -> None:
         if kind_ == "info":
@@ -415,6 +422,8 @@ def data(
     from_path: Annotated[Path | None, typer.Option("--from", help="Instead of generating: "
                          "puzzle files (e.g. Sudoku-Extreme CSV), labelled by the exact "
                          "solver.")] = None,
+    exclude: Annotated[list[Path] | None, typer.Option(help="Drop puzzles that occur in this "
+                       "dataset, up to symmetry (e.g. a training set; repeatable).")] = None,
 ) -> None:
     """Build and save a dataset (generated, or a split of a shared collection) with a JSON
     manifest of its provenance, so a run or an evaluation can be repeated exactly."""
@@ -437,11 +446,17 @@ def data(
             lo, _, hi = path_length.partition("-")
             ds = D.generate("maze", count, seed, height=size, width=size, min_path=int(lo),
                             max_path=int(hi or lo))
+        dropped = 0
+        if exclude:
+            ds, dropped = D.drop_seen(ds, [D.Dataset.load(p) for p in exclude])
     except (ValueError, InputError) as e:
         raise fail(str(e)) from None
+    if not len(ds):
+        raise fail("every puzzle occurs in --exclude; nothing to save")
     ds.save(out_path)
     out.print(f"[green]✓[/] {len(ds)} {ds.kind} puzzles ({ds.shape[0]}x{ds.shape[1]}) -> "
-              f"{out_path.with_suffix('.npz')} (+ .json manifest)")
+              f"{out_path.with_suffix('.npz')} (+ .json manifest)"
+              + (f"; {dropped} dropped as seen in --exclude" if exclude else ""))
 
 
 def load_eval_data(kind: str, specs: list[str], limit: int | None):
@@ -633,7 +648,8 @@ def bench(
     if not wanted <= {"inference", "solving", "training"}:
         raise fail(f"--parts takes inference, solving and/or training, not {parts!r}")
     report: dict = {"machine": Bn.machine(), "inference": [], "solving": [], "training": []}
-    peak = Bn.matmul_peak(512 if quick else 2048, repeats)
+    peak_n = 512 if quick else 2048
+    peak = Bn.matmul_peak(peak_n, repeats)
     report["peak"] = peak
     err.print(f"peak: {peak['gflops_max']:.0f} GFLOP/s ({peak['what']})")
     torch.manual_seed(0)
@@ -656,7 +672,7 @@ def bench(
                 variants.append(("compiled", c))
         for mode, m in variants:
             for b in sizes:
-                r = Bn.inference(m, b, shape, repeats)
+                r = Bn.inference(m, b, shape, repeats, peak_n)
                 gemm = Bn.model_gemm(m, b, shape)
                 r.update(model=name, mode=mode, gemm_gflops=gemm,
                          pct_gemm=100 * r["gflops_max"] / gemm,
@@ -679,13 +695,15 @@ def bench(
                else sorted(trainer.RECIPES_DIR.glob("*cpu*.toml")))
     for path in recipes:
         rec = trainer.load_recipe(str(path))
+        if rec.get("init_from"):  # a fine-tune stage: the same shapes as the recipe it starts from
+            continue
         model = EqR(trainer.model_config(rec))
         shape = tuple(rec["board"]) if rec.get("board") else (15, 15)
         batch = trainer.train_config(rec).batch_size
         for mode in ("eager", "compiled") if compiled else ("eager",):
             if mode == "compiled" and not model.compile_blocks():
                 continue
-            r = Bn.training(model, batch, shape, repeats)
+            r = Bn.training(model, batch, shape, repeats, peak_n)
             gemm = Bn.model_gemm(model, batch, shape, training=True)
             r.update(recipe=path.stem, mode=mode, gemm_gflops=gemm,
                      pct_gemm=100 * r["gflops_max"] / gemm,

@@ -103,7 +103,7 @@ def load_collection(name: str, split: str, limit: int | None = None,
     dropped = 0
     if split == "train":  # a puzzle that is also a test puzzle elsewhere is a test puzzle
         test = test_keys(shared_dir or SHARED_DIR)
-        keep = [i for i, g in enumerate(grids) if canonical_key(g) not in test]
+        keep = [i for i, g in enumerate(grids) if sudoku.canonical_key(g) not in test]
         dropped = len(lines) - len(keep)
         lines, grids = [lines[i] for i in keep], grids[keep]
     if limit is not None:
@@ -125,11 +125,18 @@ def load_collection(name: str, split: str, limit: int | None = None,
     )
 
 
-def canonical_key(grid: np.ndarray) -> bytes:
-    """A key invariant to digit relabelling: digits renumbered by first appearance."""
-    mapping: dict[int, int] = {}
-    return bytes(mapping.setdefault(int(t), len(mapping) + 2) if t > 1 else 1
-                 for t in grid.ravel())
+def drop_seen(dataset: Dataset, others: list[Dataset]) -> tuple[Dataset, int]:
+    """``dataset`` without the puzzles that occur in ``others`` up to the symmetries the task
+    considers the same puzzle (``canonical_key``): a generated eval set of small mazes can
+    repeat training mazes, since small boards hold few distinct mazes."""
+    key = get_task(dataset.kind).canonical_key
+    seen = {key(g) for o in others if o.kind == dataset.kind for g in o.inputs}
+    keep = [i for i, g in enumerate(dataset.inputs) if key(g) not in seen]
+    dropped = len(dataset) - len(keep)
+    manifest = dict(dataset.manifest, dropped_as_seen=dropped)
+    return Dataset(dataset.kind, dataset.inputs[keep], dataset.labels[keep],
+                   dataset.difficulty[keep], [dataset.source[i] for i in keep],
+                   manifest), dropped
 
 
 def assert_no_test_puzzles(dataset: Dataset, shared_dir: Path | None = None) -> None:
@@ -137,8 +144,8 @@ def assert_no_test_puzzles(dataset: Dataset, shared_dir: Path | None = None) -> 
     copy of one). Only 9x9 Sudoku can collide with the shared collections."""
     if dataset.kind != "sudoku" or dataset.shape != (9, 9):
         return
-    test = test_keys(shared_dir or SHARED_DIR)
-    bad = [s for s, g in zip(dataset.source, dataset.inputs) if canonical_key(g) in test]
+    test, key = test_keys(shared_dir or SHARED_DIR), get_task("sudoku").canonical_key
+    bad = [s for s, g in zip(dataset.source, dataset.inputs) if key(g) in test]
     if bad:
         raise ValueError(f"training data holds {len(bad)} test puzzles, e.g. {bad[0]}")
 
@@ -153,7 +160,7 @@ def test_keys(shared_dir: Path) -> set[bytes]:
         for path in sorted((shared_dir / "sudoku").glob("*.txt")):
             lines = [s for n, s in collection_lines(path) if split_of(path.name, n) == "test"]
             if lines:
-                keys |= {canonical_key(sudoku.from_line(s[:81])) for s in lines}
+                keys |= {sudoku.canonical_key(sudoku.from_line(s[:81])) for s in lines}
         _TEST_KEYS[shared_dir] = keys
     return _TEST_KEYS[shared_dir]
 

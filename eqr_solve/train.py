@@ -490,6 +490,11 @@ def setup_distributed() -> tuple[int, int, torch.device | None]:
     return rank, world, device
 
 
+# what a --set may change when a run resumes (anything else would silently not apply)
+RESUMABLE_KEYS = ("max_steps", "max_minutes", "log_every_seconds", "checkpoint_every_minutes",
+                  "eval_every_minutes")
+
+
 def run(recipe: dict, run_dir: Path, resume: bool = False, device: str = "auto",
         report=None) -> Trainer:
     """Train (or resume) until max_steps / max_minutes / SIGTERM / Ctrl-C, checkpointing.
@@ -510,8 +515,7 @@ def run(recipe: dict, run_dir: Path, resume: bool = False, device: str = "auto",
         saved = json.loads(torch.load(state_path, map_location="cpu", weights_only=True)
                            ["recipe"])
         # the run continues with its own recipe; only how-long/how-often settings may change
-        for key in ("max_steps", "max_minutes", "log_every_seconds",
-                    "checkpoint_every_minutes", "eval_every_minutes"):
+        for key in RESUMABLE_KEYS:
             if key in recipe.get("train", {}):
                 saved.setdefault("train", {})[key] = recipe["train"][key]
         recipe = saved

@@ -21,7 +21,8 @@ def test_quick_bench_writes_json(models, tmp_path):  # noqa: F811
     assert report["peak"]["gflops_max"] > 0
     assert [x["batch"] for x in report["inference"]] == [1, 2]
     assert all(x["segments_per_s_max"] > 0 for x in report["inference"])
-    assert all(x["gemm_gflops"] > 0 and x["pct_gemm"] > 0 for x in report["inference"])
+    assert all(x["gemm_gflops"] > 0 and x["pct_gemm"] > 0 and x["pct_peak_paired"] > 0
+               for x in report["inference"])
 
 
 def test_model_gemm_uses_the_inference_chunk():
@@ -41,3 +42,15 @@ def test_bench_parts_selects_what_is_measured(tmp_path):
     assert report["machine"]["cpu"]
     bad = CliRunner().invoke(app, ["bench", "--parts", "speed"])
     assert bad.exit_code == 2 and "--parts" in bad.output
+
+
+def test_paired_alternates_and_ratios_each_run_to_its_own_peak():
+    calls = []
+    fn_s, peak_s = bench.paired(lambda: calls.append(1), repeats=3, peak_n=32, warmup=1)
+    assert len(calls) == 4 and len(fn_s) == len(peak_s) == 3
+    n = 64
+    flops = 2 * n**3
+    # a run as fast as the matmul beside it is 100%; the slow third peak run (a busy machine)
+    # does not drag the ratio down, because its model run was equally slow
+    assert bench.paired_pct(flops, [1.0, 2.0, 4.0], [1.0, 2.0, 4.0], n) == 100
+    assert bench.paired_pct(flops / 2, [1.0, 1.0, 1.0], [1.0, 1.0, 1.0], n) == 50

@@ -168,6 +168,13 @@ def test_train_rejects_bad_recipe():
     assert r.exit_code == 2 and "no recipe" in r.stderr
 
 
+def test_resume_refuses_a_set_that_would_not_apply(tmp_path):
+    (tmp_path / "state.pt").write_bytes(b"")  # a run exists: the check comes before loading it
+    args = ["train", "maze", "--out", str(tmp_path), "--resume"]
+    r = runner.invoke(app, [*args, "--set", "train.lr=1e-4"])
+    assert r.exit_code == 2 and "--set train.lr would not" in r.stderr
+
+
 def test_every_example_parses():
     from pathlib import Path
 
@@ -196,6 +203,10 @@ def test_data_command_builds_reproducible_sets(tmp_path):
     r = runner.invoke(app, ["data", "maze", "--size", "5", "--path-length", "90-99", "--count",
                             "5", "--out", str(tmp_path / "bad")])
     assert r.exit_code == 2
+    # --exclude: the same set again minus itself is empty, a clear error and no file
+    r = runner.invoke(app, ["data", "maze", "--size", "9", "--path-length", "4-8", "--count",
+                            "5", "--exclude", str(tmp_path / "m"), "--out", str(tmp_path / "e")])
+    assert r.exit_code == 2 and "--exclude" in r.output and not (tmp_path / "e.npz").exists()
 
 
 def test_weights_bundle_records_eval(models, tmp_path):

@@ -107,3 +107,19 @@ def test_curriculum_moves_the_mix():
 def test_maze_dataset_difficulty_is_path_length():
     ds = data.generate("maze", 5, seed=0, height=9, width=9, min_path=4, max_path=8)
     assert ((ds.difficulty >= 4) & (ds.difficulty <= 8)).all()
+
+
+def test_drop_seen_removes_symmetric_copies_of_training_mazes(tmp_path):
+    from eqr_solve.tasks import maze
+
+    train = data.generate("maze", 300, seed=1, height=5, width=5, min_path=2, max_path=4)
+    evals = data.generate("maze", 50, seed=2, height=5, width=5, min_path=2, max_path=4)
+    flipped = train.inputs[:10, ::-1].copy()  # mirror images of training mazes
+    evals.inputs[:10], evals.labels[:10] = flipped, train.labels[:10, ::-1]
+    kept, dropped = data.drop_seen(evals, [train])
+    assert dropped >= 10 and len(kept) == len(evals) - dropped
+    assert kept.manifest["dropped_as_seen"] == dropped
+    seen = {maze.canonical_key(g) for g in train.inputs}
+    assert all(maze.canonical_key(g) not in seen for g in kept.inputs)
+    kept.save(tmp_path / "kept")
+    assert len(data.Dataset.load(tmp_path / "kept")) == len(kept)

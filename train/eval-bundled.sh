@@ -39,16 +39,5 @@ $E eval sudoku -w "$S" --data data/sudoku9-40.npz --data data/sudoku9-50.npz --l
 $E eval sudoku -w "$S" --data shared:puzzles7_serg_benchmark.txt --limit 10 \
    --depth 256 --breadth 64 --halt act --out docs/eval/sudoku-9x9-D256B64-serg
 
-# mazes (once a maze model is bundled; none is yet): 15x15 like the eval set of training (path 5-88), and 30x30 Maze-Unique style (path
-# 100-140, twice the side of any training maze) run deeper
-# $E data maze --size 15 --count 200 --path-length 5-88 --seed 2006 --out data/maze15
-# $E data maze --size 30 --count 100 --path-length 100-140 --seed 2007 --out data/maze30
-# M="$(w maze)"
-# $E eval maze -w "$M" --data data/maze15.npz --limit 100 --depth 1,4,16,64 --breadth 1 \
-#    --halt none --out docs/eval/maze-15x15-depth
-# $E eval maze -w "$M" --data data/maze15.npz --limit 100 --depth 16 --breadth 1 \
-#    --out docs/eval/maze-15x15
-# $E eval maze -w "$M" --data data/maze15.npz --limit 10 --depth 256 --breadth 64 --halt act \
-#    --out docs/eval/maze-15x15-D256B64
-# $E eval maze -w "$M" --data data/maze30.npz --limit 50 --depth 16,64,256 --breadth 1 \
-#    --halt none --out docs/eval/maze-30x30
+# mazes
+bash train/eval-maze.sh

@@ -1,4 +1,5 @@
-"""Puzzle kinds. Each module knows one kind: parse, format, validate, check, augment, generate.
+"""Puzzle kinds. Each module knows one kind: parse, format, validate, check, augment, generate,
+and a canonical key (which puzzles are the same up to symmetry).
 
 Everything outside this package sees a puzzle as a 2-D grid of integer *tokens*
 (``np.ndarray`` of shape ``(H, W)``, dtype uint8). Token 0 is padding and never appears

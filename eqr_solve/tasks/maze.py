@@ -449,6 +449,16 @@ def dedupe(inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
 # ----------------------------------------------------------------------------- augmentation
 
 
+def canonical_key(grid: np.ndarray) -> bytes:
+    """The same bytes for mazes that are rotations/reflections of each other (the symmetries
+    ``augment`` applies): the smallest of the 8 (or, for rectangles, 4) images."""
+    g = np.asarray(grid, np.uint8)
+    turns = [np.rot90(g, k) for k in range(4)]
+    images = turns + [t[:, ::-1] for t in turns]
+    return min(bytes(i.shape) + np.ascontiguousarray(i).tobytes() for i in images
+               if i.shape == g.shape)
+
+
 def augment(
     rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -786,3 +786,11 @@ def augment(
     c = _line_order(rng, count, n // bc, bc)[:, None, :]
     b = np.arange(count)[:, None, None]
     return x[b, r, c], y[b, r, c]
+
+
+def canonical_key(grid: np.ndarray) -> bytes:
+    """The same bytes for puzzles that differ only by a relabelling of the digits (digits
+    renumbered by first appearance): how test puzzles are recognised in training data."""
+    mapping: dict[int, int] = {}
+    return bytes(mapping.setdefault(int(t), len(mapping) + 2) if t > 1 else 1
+                 for t in grid.ravel())

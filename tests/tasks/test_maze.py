@@ -220,6 +220,17 @@ def test_augment(h, w):
     ).all()  # inputs untouched
 
 
+@pytest.mark.parametrize("h, w", [(9, 9), (7, 11)])
+def test_canonical_key_is_the_same_for_every_symmetry_and_only_for_it(h, w):
+    x, y = M.generate(np.random.default_rng(6), 40, h, w, 3, 8)
+    keys = [M.canonical_key(g) for g in x]
+    for k in range(8):
+        ax, _ = M.augment(np.random.default_rng(k), x, y)
+        assert [M.canonical_key(g) for g in ax] == keys
+    distinct = {g.tobytes() for g in x}
+    assert len(set(keys)) <= len(distinct) and len(set(keys)) > 1
+
+
 def test_canvas_walls_small_mazes_in_at_random_places():
     rng = np.random.default_rng(0)
     x, y = M.generate(rng, 20, height=7, width=7, min_path=2, max_path=8, canvas=(15, 15))

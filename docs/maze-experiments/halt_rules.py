@@ -1,0 +1,25 @@
+"""Does halting on the residual (least change between segments) work for a maze model?
+
+    .venv/bin/python docs/maze-experiments/halt_rules.py MODEL.safetensors data/maze15.npz 50
+
+Valid share and mean segments at D64 for residual halting (tol 0.05, 0.01) and for every
+segment; the datasets come from train/eval-maze.sh.
+"""
+
+import sys
+
+import numpy as np
+
+from eqr_solve import weights
+from eqr_solve.solver import SolveConfig, solve
+from eqr_solve.tasks import get_task
+
+model, _ = weights.load(sys.argv[1])
+data, n = np.load(sys.argv[2]), int(sys.argv[3])
+x = data["inputs"][:n]
+task = get_task("maze")
+for halt, tol in (("residual", 0.05), ("residual", 0.01), ("none", 0.05)):
+    cfg = SolveConfig(depth=64, halt=halt, tol=tol, select="residual")
+    res = solve(model, x, cfg, check=task.is_solution)
+    print(f"{sys.argv[2]} D64 halt {halt} tol {tol}: valid {np.mean([r.valid for r in res]):.1%}, "
+          f"mean segments {np.mean([r.steps for r in res]):.1f}", flush=True)
