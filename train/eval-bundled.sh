@@ -38,6 +38,8 @@ $E eval sudoku -w "$S" --data data/sudoku9-40.npz --data data/sudoku9-50.npz --l
    --depth 256 --breadth 64 --halt act --out docs/eval/sudoku-9x9-D256B64
 $E eval sudoku -w "$S" --data shared:puzzles7_serg_benchmark.txt --limit 10 \
    --depth 256 --breadth 64 --halt act --out docs/eval/sudoku-9x9-D256B64-serg
+$E eval sudoku -w "$S" --data data/sudoku9-minimal.npz --limit 10 \
+   --depth 256 --breadth 64 --halt act --out docs/eval/sudoku-9x9-D256B64-minimal
 
 # mazes
 bash train/eval-maze.sh
