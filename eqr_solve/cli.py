@@ -370,8 +370,9 @@ def train(
     if device != "auto":
         pick_device(device)
     run_dir = out_dir or Path("runs") / rec["name"]
-    fixed = [s.partition("=")[0].strip() for s in set_ or []
-             if s.partition("=")[0].strip() not in {f"train.{k}" for k in trainer.RESUMABLE_KEYS}]
+    resumable = {f"train.{k}" for k in trainer.RESUMABLE_KEYS}
+    keys = [item.partition("=")[0].strip() for item in set_ or []]
+    fixed = [k for k in keys if k not in resumable]
     if resume and fixed and (run_dir / "state.pt").exists():
         raise fail(f"--resume continues the run with its own recipe; --set {fixed[0]} would not "
                    "apply (only train.max_steps, max_minutes and the log/checkpoint/eval "
