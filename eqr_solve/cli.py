@@ -237,14 +237,15 @@ def sudoku(
 def maze(
     path: Annotated[Path, typer.Argument(help="Maze file (# wall, space open, S, G; several "
                                               "mazes separated by blank lines) or a directory.")],
-    depth: DepthOpt = 64, breadth: BreadthOpt = 1, halt: HaltOpt = Halt.none,
-    min_steps: MinStepsOpt = 2, tol: TolOpt = 0.05, select: SelectOpt = Select.auto,
+    depth: DepthOpt = 64, breadth: BreadthOpt = 1, halt: HaltOpt = Halt.residual,
+    min_steps: MinStepsOpt = 2, tol: TolOpt = 0.3, select: SelectOpt = Select.auto,
     weights: WeightsOpt = None, device: DeviceOpt = "auto", seed: SeedOpt = 0,
     noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
     boards: BoardsOpt = None,
 ) -> None:
-    """Find the shortest path through mazes (defaults: 64 segments, no early halting; the
-    bundled model's halting head stops too early on mazes bigger than it was trained on)."""
+    """Find the shortest path through mazes (defaults: up to 64 segments, stopping once the
+    answer stops changing; the bundled model's halting head stops too early on mazes bigger
+    than it was trained on, its residual does not: README "maze")."""
     solve_command("maze", path, depth, breadth, halt, min_steps, tol, select, weights, device,
                   seed, noise, json_, out_dir, boards)
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The evaluations behind the maze model card (README "Bundled models"); part of
 # train/eval-bundled.sh. Run on a quiet machine from the repository root. Perfect mazes have
-# a unique path between any two cells, so every set has a unique shortest path. 9x9 is the
-# trained board; 11x11, 15x15 and 30x30 (Maze-Unique style, path 100-140) were never seen in
-# training and are run deeper.
+# a unique path between any two cells, so every set has a unique shortest path. The bundled
+# model trained on boards up to 13x13 (train/maze-cpu-deep13.toml); 15x15 and 30x30
+# (Maze-Unique style, path 100-140) were never seen in training and are run deeper.
 set -euo pipefail
 E=".venv/bin/eqr-solve"
 M="${MAZE_WEIGHTS:-maze}"      # e.g. MAZE_WEIGHTS=train/runs/maze-cpu-anneal/model.safetensors
@@ -13,7 +13,10 @@ M="${MAZE_WEIGHTS:-maze}"      # e.g. MAZE_WEIGHTS=train/runs/maze-cpu-anneal/mo
 $E data maze --size 9 --count 20000 --path-length 3-24 --seed 3 --out data/maze9-train
 $E data maze --size 9 --count 200 --path-length 3-24 --seed 2008 --exclude data/maze9-train \
    --out data/maze9
-$E data maze --size 11 --count 200 --path-length 5-40 --seed 2009 --out data/maze11
+# likewise the 11x11 training mazes of train/maze-cpu-deep11.toml (its own 11x11 board)
+$E data maze --size 11 --count 20000 --path-length 5-40 --seed 4 --out data/maze11-train
+$E data maze --size 11 --count 200 --path-length 5-40 --seed 2009 --exclude data/maze11-train \
+   --out data/maze11
 $E data maze --size 15 --count 200 --path-length 5-88 --seed 2006 --out data/maze15
 $E data maze --size 30 --count 100 --path-length 100-140 --seed 2007 --out data/maze30
 
@@ -24,5 +27,8 @@ for n in 9 11 15; do
   $E eval maze -w "$M" --data data/maze$n.npz --limit 100 --depth 16,64 --breadth 1 --halt act \
      --out docs/eval/maze-${n}x${n}-act
 done
-$E eval maze -w "$M" --data data/maze30.npz --limit 16 --depth 16,64,256 --breadth 1 \
+$E eval maze -w "$M" --data data/maze30.npz --limit 32 --depth 16,64,256 --breadth 1 \
    --halt none --out docs/eval/maze-30x30-depth
+# breadth: 8 random restarts per 30x30 maze (residual / vote / any-correct)
+$E eval maze -w "$M" --data data/maze30.npz --limit 16 --depth 64 --breadth 1,8 --halt none \
+   --out docs/eval/maze-30x30-breadth

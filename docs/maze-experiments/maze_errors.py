@@ -31,8 +31,6 @@ for side, lo, hi, canvas in [s for s in SETS if s[0] in sides]:
     snapshots = run.snapshots_out()
     for d in depths:
         a = snapshots[d].answers
-        exact = np.mean([(ai == yi).all() for ai, yi in zip(a, y)])
-        fp = ((a == maze.PATH) & (y != maze.PATH)).sum((1, 2)).mean()
-        fn = ((a != maze.PATH) & (y == maze.PATH)).sum((1, 2)).mean()
+        exact, fp, fn = maze.path_errors(a, y)
         print(f"{side}x{side} D{d}: exact {exact:.3f}  FP/maze {fp:.1f}  FN/maze {fn:.1f}  "
               f"(path cells/maze {path:.1f})", flush=True)

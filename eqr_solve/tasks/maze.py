@@ -248,6 +248,16 @@ def is_solution(puzzle, answer) -> bool:
     return not check(puzzle, answer)
 
 
+def path_errors(answers: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+    """Exact share, and mean false-positive / false-negative path cells per maze, of answers
+    ``[N, H, W]``: FP falling with depth is dead-end filling at work, FN growing with depth is
+    a path being eroded (the two ways a maze model goes wrong)."""
+    exact = float((answers == labels).all(axis=(1, 2)).mean())
+    fp = float(((answers == PATH) & (labels != PATH)).sum((1, 2)).mean())
+    fn = float(((answers != PATH) & (labels == PATH)).sum((1, 2)).mean())
+    return exact, fp, fn
+
+
 def conflicts(puzzle, answer) -> np.ndarray:
     """Best-effort wrong cells of ``answer``: changed cells (a path on a wall, S or G counts)
     and path cells that lie on no shortest S -> G path."""

@@ -148,6 +148,20 @@ def test_conflicts_marks_changed_cells():
     assert marked[4, 1] and marked[3, 1] and marked.sum() == 2
 
 
+def test_path_errors_counts_missing_and_extra_path_cells():
+    label = M.solve(grid(SMALL))
+    extra = label.copy()
+    extra[3, 1] = M.PATH  # an open cell off the path marked as path
+    missing = label.copy()
+    missing[missing == M.PATH] = M.OPEN  # the whole path erased
+    answers, labels = np.stack([label, extra, missing]), np.stack([label] * 3)
+    exact, fp, fn = M.path_errors(answers, labels)
+    n_path = int((label == M.PATH).sum())
+    assert n_path > 0
+    assert exact == pytest.approx(1 / 3)
+    assert fp == pytest.approx(1 / 3) and fn == pytest.approx(n_path / 3)
+
+
 @pytest.mark.parametrize(
     "h, w, lo, hi",
     [(9, 9, 4, 10), (15, 15, 20, 40), (30, 30, 100, 140), (11, 20, 10, 30)],
