@@ -32,3 +32,6 @@ $E eval maze -w "$M" --data data/maze30.npz --limit 32 --depth 16,64,256 --bread
 # breadth: 8 random restarts per 30x30 maze (residual / vote / any-correct)
 $E eval maze -w "$M" --data data/maze30.npz --limit 16 --depth 64 --breadth 1,8 --halt none \
    --out docs/eval/maze-30x30-breadth
+# and the large budget on 15x15: 8 restarts per maze at the default depth
+$E eval maze -w "$M" --data data/maze15.npz --limit 100 --depth 64 --breadth 1,8 --halt none \
+   --out docs/eval/maze-15x15-breadth
