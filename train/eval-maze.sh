@@ -6,7 +6,7 @@
 # (Maze-Unique style, path 100-140) were never seen in training and are run deeper.
 set -euo pipefail
 E=".venv/bin/eqr-solve"
-M="${MAZE_WEIGHTS:-maze}"      # e.g. MAZE_WEIGHTS=train/runs/maze-cpu-anneal/model.safetensors
+M="${MAZE_WEIGHTS:-maze}"      # e.g. MAZE_WEIGHTS=train/runs/maze-cpu-deep13/model.safetensors
 
 # the 9x9 training mazes of train/maze-cpu.toml (same generator spec and seed), so that the 9x9
 # eval set can leave out every maze training saw (up to rotation/reflection)
