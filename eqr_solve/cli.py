@@ -95,15 +95,15 @@ def puzzle_text(kind: str, grid: np.ndarray):
 
 
 # -- solving ------------------------------------------------------------------------------------
-def solve_command(kind: str, path: Path, depth: int, breadth: int, halt: Halt, min_steps: int,
-                  tol: float, select: Select, weights_name: str | None, device: str, seed: int,
-                  noise: float | None, as_json: bool, out_dir: Path | None,
+def solve_command(kind: str, path: Path, depth: int, breadth: int, retries: int, halt: Halt,
+                  min_steps: int, tol: float, select: Select, weights_name: str | None,
+                  device: str, seed: int, noise: float | None, as_json: bool, out_dir: Path | None,
                   boards: bool | None) -> None:
     from eqr_solve import weights
     from eqr_solve.solver import SolveConfig, solve
 
-    if depth < 1 or breadth < 1:
-        raise fail("--depth and --breadth must be at least 1")
+    if depth < 1 or breadth < 1 or retries < 0:
+        raise fail("--depth and --breadth must be at least 1, --retries at least 0")
     dev = pick_device(device)
     files = puzzle_files(path)
     items = read_puzzles(kind, files)
@@ -119,10 +119,10 @@ def solve_command(kind: str, path: Path, depth: int, breadth: int, halt: Halt, m
         if out_file.resolve() in {f.resolve() for f in files}:
             raise fail(f"--out would overwrite the input {out_file}")
     task = get_task(kind)
-    if select == Select.auto:  # measured: under ACT, vote and q beat residual (README)
-        select = Select.vote if halt == Halt.act else Select.residual
-    cfg = SolveConfig(depth=depth, breadth=breadth, halt=halt.value, min_steps=min_steps,
-                      tol=tol, select=select.value, noise=noise, seed=seed)
+    if select == Select.auto:  # measured: under ACT, q beats vote and residual (README)
+        select = Select.q if halt == Halt.act else Select.residual
+    cfg = SolveConfig(depth=depth, breadth=breadth, retries=retries, halt=halt.value,
+                      min_steps=min_steps, tol=tol, select=select.value, noise=noise, seed=seed)
     show_boards = boards if boards is not None else (len(puzzles) <= 10 and not as_json)
     if select == Select.verify and not as_json:
         err.print("[yellow]note:[/] --select verify uses the puzzle checker to choose among "
@@ -148,7 +148,9 @@ def solve_command(kind: str, path: Path, depth: int, breadth: int, halt: Halt, m
             bar = progress.add_task(f"{info.name} {shape[0]}x{shape[1]}",
                                     total=len(idx) * breadth)
             res = solve(model, grids, cfg, check=task.is_solution,
-                        progress=lambda n, bar=bar: progress.advance(bar, n))
+                        progress=lambda n, bar=bar: progress.advance(bar, n),
+                        on_retry=lambda n, bar=bar: progress.update(
+                            bar, total=progress.tasks[bar].total + n))
         seconds = time.perf_counter() - t0
         for i, r in zip(idx, res):
             results[i] = (info.name, r)
@@ -165,6 +167,7 @@ def solve_command(kind: str, path: Path, depth: int, breadth: int, halt: Halt, m
             "valid": bool(r.valid), "steps": r.steps, "nfe": r.nfe, "restart": r.restart,
             "residuals": [round(x, 6) for x in r.residuals], "q": [round(x, 4) for x in r.q],
             "seconds": round(r.seconds, 4), "depth": depth, "breadth": breadth,
+            "retries": retries,
             "halt": halt.value, "select": select.value, "seed": seed,
         })
     if out_dir is not None:
@@ -182,7 +185,8 @@ def solve_command(kind: str, path: Path, depth: int, breadth: int, halt: Halt, m
             elif not r.valid:
                 out.print(f"[red]✗[/] {p.source}: no valid solution found")
         if len(puzzles) > 1 or not show_boards:
-            out.print(render.summary_table(f"{kind}: depth {depth}, breadth {breadth}, "
+            more = f" (+{retries} if unconverged)" if retries else ""
+            out.print(render.summary_table(f"{kind}: depth {depth}, breadth {breadth}{more}, "
                                            f"halt {halt.value}, select {select.value}", summary))
         if out_dir is not None:
             out.print(f"[dim]records written to {out_file}[/]")
@@ -198,12 +202,15 @@ BreadthOpt = Annotated[int, typer.Option("--breadth", "-b",
                                          help="Independent random restarts per puzzle (B).")]
 HaltOpt = Annotated[Halt, typer.Option(help="Stop a trajectory early: learned halting head "
                                             "(act), small logit change (residual), or never.")]
+RetriesOpt = Annotated[int, typer.Option(
+    help="More restarts for a puzzle none of whose restarts halted before --depth (no "
+         "attractor found); the answer is then chosen among all of them.")]
 MinStepsOpt = Annotated[int, typer.Option(help="No halting before this many segments.")]
 TolOpt = Annotated[float, typer.Option(help="Residual threshold for --halt residual.")]
 SelectOpt = Annotated[Select, typer.Option(
     help="Pick one restart: smallest residual (no verifier), majority vote, highest halting "
          "confidence (q), or 'verify' (first answer the checker accepts: uses a verifier). "
-         "auto = vote with --halt act, residual otherwise.")]
+         "auto = q with --halt act, residual otherwise.")]
 WeightsOpt = Annotated[str | None, typer.Option(
     "--weights", "-w", help="Model: bundled name, .safetensors file or hf://REPO/FILE.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda (auto: CUDA with bf16 when "
@@ -222,32 +229,35 @@ BoardsOpt = Annotated[bool | None, typer.Option(
 def sudoku(
     path: Annotated[Path, typer.Argument(help="Puzzle file (one per line, grid, or CSV) or a "
                                               "directory of them.")],
-    depth: DepthOpt = 16, breadth: BreadthOpt = 1, halt: HaltOpt = Halt.act,
-    min_steps: MinStepsOpt = 2, tol: TolOpt = 0.05, select: SelectOpt = Select.auto,
+    depth: DepthOpt = 16, breadth: BreadthOpt = 1, retries: RetriesOpt = 7,
+    halt: HaltOpt = Halt.act, min_steps: MinStepsOpt = 2, tol: TolOpt = 0.05,
+    select: SelectOpt = Select.auto,
     weights: WeightsOpt = None, device: DeviceOpt = "auto", seed: SeedOpt = 0,
     noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
     boards: BoardsOpt = None,
 ) -> None:
     """Solve Sudoku puzzles (4x4, 6x6, 9x9, ...)."""
-    solve_command("sudoku", path, depth, breadth, halt, min_steps, tol, select, weights, device,
-                  seed, noise, json_, out_dir, boards)
+    solve_command("sudoku", path, depth, breadth, retries, halt, min_steps, tol, select, weights,
+                  device, seed, noise, json_, out_dir, boards)
 
 
 @app.command()
 def maze(
     path: Annotated[Path, typer.Argument(help="Maze file (# wall, space open, S, G; several "
                                               "mazes separated by blank lines) or a directory.")],
-    depth: DepthOpt = 64, breadth: BreadthOpt = 1, halt: HaltOpt = Halt.residual,
-    min_steps: MinStepsOpt = 2, tol: TolOpt = 0.3, select: SelectOpt = Select.auto,
+    depth: DepthOpt = 64, breadth: BreadthOpt = 1, retries: RetriesOpt = 7,
+    halt: HaltOpt = Halt.residual, min_steps: MinStepsOpt = 2, tol: TolOpt = 0.3,
+    select: SelectOpt = Select.auto,
     weights: WeightsOpt = None, device: DeviceOpt = "auto", seed: SeedOpt = 0,
     noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
     boards: BoardsOpt = None,
 ) -> None:
     """Find the shortest path through mazes (defaults: up to 64 segments, stopping once the
-    answer stops changing; the bundled model's halting head stops too early on mazes bigger
-    than it was trained on, its residual does not: README "maze")."""
-    solve_command("maze", path, depth, breadth, halt, min_steps, tol, select, weights, device,
-                  seed, noise, json_, out_dir, boards)
+    answer stops changing, and 7 more restarts for a maze whose first one never settles; the
+    bundled model's halting head stops too early on mazes bigger than it was trained on, its
+    residual does not: README "maze")."""
+    solve_command("maze", path, depth, breadth, retries, halt, min_steps, tol, select, weights,
+                  device, seed, noise, json_, out_dir, boards)
 
 
 # -- weights ------------------------------------------------------------------------------------
@@ -329,10 +339,11 @@ def weights_bundle(
             r = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             raise fail(f"{path}: not an eval result ({e})") from None
+        keys = ("depth", "breadth", "puzzles", "acc_residual", "acc_vote", "acc_q",
+                "any_correct", "mean_nfe", "acc_retry", "mean_nfe_retry")
         accuracy[str(path)] = {
-            "data": r.get("data"), "halt": r.get("halt"),
-            "cells": [{k: c[k] for k in ("depth", "breadth", "puzzles", "acc_residual",
-                                         "acc_vote", "any_correct", "mean_nfe")}
+            "data": r.get("data"), "halt": r.get("halt"), "tol": r.get("tol"),
+            "cells": [{k: c[k] for k in keys if k in c}
                       for c in r["cells"] if c["stratum"] == "all"]}
     try:
         dst = weights.bundle(src, name, {"accuracy": accuracy} if accuracy else {})
@@ -511,7 +522,9 @@ def eval_(
                        ] = "1,8",
     limit: Annotated[int | None, typer.Option(help="At most N puzzles per --data.")] = None,
     halt: Annotated[str, typer.Option(help="Passes to run: 'both' (every segment, and "
-                                           "learned halting), 'none' or 'act'.")] = "both",
+                                           "learned halting), 'none', 'act' or 'residual'.")
+                    ] = "both",
+    tol: TolOpt = 0.05,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write cells.csv, result.json "
@@ -523,8 +536,8 @@ def eval_(
     from eqr_solve import weights
 
     depths, breadths = int_list(depth), int_list(breadth)
-    if halt not in ("both", "none", "act"):
-        raise fail("--halt must be both, none or act")
+    if halt not in ("both", "none", "act", "residual"):
+        raise fail("--halt must be both, none, act or residual")
     dev = pick_device(device)
     try:
         ds = load_eval_data(kind.value, data_specs, limit)
@@ -537,7 +550,7 @@ def eval_(
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as progress:
         bar = progress.add_task(f"eval {info.name}", total=total)
-        result = E.evaluate(model, ds, depths, breadths, halt=halt, seed=seed,
+        result = E.evaluate(model, ds, depths, breadths, halt=halt, seed=seed, tol=tol,
                             progress=lambda n: progress.advance(bar, n))
     result["model"] = info.name
     result["data"] = data_specs

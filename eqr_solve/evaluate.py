@@ -77,10 +77,10 @@ class Pass:
 
 
 def run_pass(model: EqR, ds: Dataset, depths: Sequence[int], breadth: int, halt: str,
-             seed: int, progress=None) -> Pass:
+             seed: int, progress=None, tol: float = 0.05) -> Pass:
     task = get_task(ds.kind)
     cfg = SolveConfig(depth=max(depths), breadth=breadth, halt=halt, seed=seed,
-                      record_depths=tuple(depths))
+                      record_depths=tuple(depths), tol=tol)
     run, seconds = run_trajectories(model, ds.inputs, cfg, progress)
     snaps = run.snapshots_out()
     puzzles = np.repeat(ds.inputs, breadth, axis=0)
@@ -93,8 +93,13 @@ def run_pass(model: EqR, ds: Dataset, depths: Sequence[int], breadth: int, halt:
 
 
 def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequence[int],
-               B: int, rows: np.ndarray | None = None) -> list[dict]:
-    """Metrics for every (depth, breadth) cell, optionally over a subset of puzzles."""
+               B: int, rows: np.ndarray | None = None, retry_rule: str = "residual"
+               ) -> list[dict]:
+    """Metrics for every (depth, breadth) cell, optionally over a subset of puzzles.
+
+    ``retry`` columns replay ``--breadth 1 --retries b-1`` on the same trajectories: the first
+    restart alone when its halting rule stopped it before depth d, else ``retry_rule`` over all
+    b (restarts are independent, so this is that policy's outcome, at its NFE)."""
     P = len(ds)
     puzzles = np.arange(P) if rows is None else rows
     out = []
@@ -108,6 +113,9 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
                     k = select_restart(rule, snap.answers[row], snap.scores[row], snap.q[row])
                     chosen[rule].append(row[k])
             c = ok[idx].sum(1)
+            first_done = snap.steps[idx[:, 0]] < d
+            retry = np.where(first_done, idx[:, 0], np.array(chosen[retry_rule]))
+            retry_nfe = np.where(first_done, snap.steps[idx[:, 0]], snap.steps[idx].sum(1))
             cell = {
                 "depth": d, "breadth": b, "puzzles": len(puzzles),
                 **{f"acc_{rule}": float(ok[chosen[rule]].mean()) for rule in RULES},
@@ -117,6 +125,8 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
                 "mean_steps": float(snap.steps[idx].mean()),
                 "median_steps": float(np.median(snap.steps[idx])),
                 "mean_nfe": float(snap.steps[idx].sum(1).mean()),
+                "acc_retry": float(ok[retry].mean()),
+                "mean_nfe_retry": float(retry_nfe.mean()),
             }
             k = 1
             while k < b:
@@ -184,23 +194,27 @@ def strata(ds: Dataset) -> dict[str, np.ndarray]:
 
 
 def evaluate(model: EqR, ds: Dataset, depths: Sequence[int], breadths: Sequence[int],
-             halt: str = "both", seed: int = 0, progress=None) -> dict:
+             halt: str = "both", seed: int = 0, progress=None, tol: float = 0.05) -> dict:
     """The whole evaluation: grid cells per stratum, ACT vs fixed depth, alignment.
 
     ``halt``: "both" runs every segment (the paper's protocol) and then with learned
-    halting; "none" or "act" runs only that pass (the grid then shows that pass)."""
+    halting; "none", "act" or "residual" (stop once the logits change by less than ``tol``
+    per segment) runs only that pass (the grid then shows that pass)."""
     depths, breadths = sorted(set(depths)), sorted(set(breadths))
     B = max(breadths)
     t0 = time.perf_counter()
     result = {"depths": depths, "breadths": breadths, "puzzles": len(ds), "halt": halt,
+              **({"tol": tol} if halt == "residual" else {}),
               "cells": [], "act": [], "alignment": []}
-    passes = {"both": ("none", "act"), "none": ("none",), "act": ("act",)}[halt]
+    passes = {"both": ("none", "act"), "none": ("none",), "act": ("act",),
+              "residual": ("residual",)}[halt]
     for i, mode in enumerate(passes):
-        p = run_pass(model, ds, depths, B, mode, seed, progress)
+        p = run_pass(model, ds, depths, B, mode, seed, progress, tol)
         result[f"seconds_{mode}_pass"] = p.seconds
         key = "cells" if i == 0 else "act"
         for name, rows in strata(ds).items():
-            for cell in grid_cells(ds, p, depths, breadths, B, rows):
+            rule = "q" if mode == "act" else "residual"  # as `--select auto`
+            for cell in grid_cells(ds, p, depths, breadths, B, rows, rule):
                 # wall time of a cell, estimated from the pass by its share of the segments
                 cell["seconds_est"] = p.seconds * cell["mean_nfe"] * len(rows) / p.segments
                 cell["puzzles_per_s_est"] = len(rows) / max(cell["seconds_est"], 1e-9)

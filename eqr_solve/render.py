@@ -93,8 +93,9 @@ def trace_line(result, depth: int, halt: str) -> Text:
         text.append(sparkline(result.residuals), style="magenta")
         text.append(f" {result.residuals[-1]:.2e}\n", style="dim")
     stopped = "ran all" if result.steps >= depth else f"halted ({halt}) at"
-    text.append(f"{stopped} {result.steps}/{depth} segments · restart {result.restart} · "
-                f"NFE {result.nfe} · {result.seconds:.2f}s  ", style="dim")
+    restarts = len(result.restart_steps) if result.restart_steps is not None else 1
+    text.append(f"{stopped} {result.steps}/{depth} segments · restart {result.restart + 1} of "
+                f"{restarts} · NFE {result.nfe} · {result.seconds:.2f}s  ", style="dim")
     if result.valid:
         text.append("✓ valid", style="bold green")
     elif result.valid is False:
@@ -126,20 +127,25 @@ def _pct(x: float) -> str:
 def eval_tables(result: dict) -> list[Table]:
     """Terminal view of ``evaluate.evaluate``: the grid, ACT, alignment and strata."""
     cells = [c for c in result["cells"] if c["stratum"] == "all"]
-    passes = {"both": "every segment", "none": "every segment", "act": "learned halting"}
+    passes = {"both": "every segment", "none": "every segment", "act": "learned halting",
+              "residual": f"residual halting, tol {result.get('tol')}"}
     grid = Table(title=f"{result.get('model', '')}: {result['puzzles']} puzzles, exact "
                        f"accuracy % by selection rule ({passes[result.get('halt', 'both')]})",
                  title_justify="left")
     for col in ("D", "B", "resid.", "vote", "q", "any", "cells", "steps", "NFE", "time~",
-                "puz/s~"):
+                "puz/s~", "retry (NFE)"):
         grid.add_column(col, justify="right")
     for c in cells:
+        retry = (f"{_pct(c['acc_retry'])} ({c['mean_nfe_retry']:.0f})" if c["breadth"] > 1
+                 and "acc_retry" in c else "")
         grid.add_row(str(c["depth"]), str(c["breadth"]), _pct(c["acc_residual"]),
                      _pct(c["acc_vote"]), _pct(c["acc_q"]), _pct(c["any_correct"]),
                      _pct(c["cell_acc"]), f"{c['mean_steps']:.1f}", f"{c['mean_nfe']:.0f}",
-                     f"{c['seconds_est']:.3g}s", f"{c['puzzles_per_s_est']:.3g}")
+                     f"{c['seconds_est']:.3g}s", f"{c['puzzles_per_s_est']:.3g}", retry)
     grid.caption = ("resid./vote/q: exact % of the restart chosen by that rule; any: some "
-                    "restart exact (pass@B); ~: estimated from the pass's share of segments")
+                    "restart exact (pass@B); ~: estimated from the pass's share of segments; "
+                    "retry: B-1 more restarts only when the first did not halt early "
+                    "(--breadth 1 --retries B-1)")
     tables = [grid]
     act = {(c["depth"], c["breadth"]): c for c in result.get("act", []) if c["stratum"] == "all"}
     if act:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ class SolveConfig:
     select: str = "residual"  # how to pick one restart per puzzle
     window: int = 3  # residual score = mean logit change over the last `window` segments
     noise: float | None = None  # override the model's β at inference
+    retries: int = 0  # more restarts for a puzzle none of whose restarts halted early
     seed: int = 0
     max_rows: int | None = None  # trajectories in flight; None = from a memory budget
     memory_gib: float = 2.0
@@ -47,6 +48,8 @@ class SolveConfig:
             raise ValueError(f"select must be one of {', '.join(SELECT_RULES)}")
         if self.depth < 1 or self.breadth < 1:
             raise ValueError("depth and breadth must be at least 1")
+        if self.retries < 0:
+            raise ValueError("retries must be at least 0")
 
 
 @dataclass
@@ -231,17 +234,45 @@ def run_trajectories(
     return run, time.perf_counter() - start
 
 
+@dataclass
+class _Restarts:
+    """One puzzle's restarts, gathered from one or more runs (indexed by restart)."""
+
+    answers: np.ndarray  # [n, H, W]
+    scores: np.ndarray  # [n] residual score
+    q_last: np.ndarray  # [n] last halting logit
+    steps: np.ndarray  # [n]
+    residuals: np.ndarray  # [n, depth]
+    q: np.ndarray  # [n, depth]
+
+    @classmethod
+    def of(cls, run: _Run, rows: slice) -> _Restarts:
+        steps = run.steps[rows]
+        q_last = run.q[rows][np.arange(len(steps)), np.maximum(steps - 1, 0)]
+        return cls(run.answers[rows], residual_score(run.residuals[rows], steps, run.window),
+                   q_last, steps, run.residuals[rows], run.q[rows])
+
+    def __add__(self, other: _Restarts) -> _Restarts:
+        return _Restarts(*(np.concatenate([a, b]) for a, b in
+                           zip(vars(self).values(), vars(other).values())))
+
+
 def solve(
     model: EqR,
     grids: np.ndarray | Sequence[np.ndarray],
     cfg: SolveConfig | None = None,
     check: Callable[[np.ndarray, np.ndarray], bool] | None = None,
     progress: Callable[[int], None] | None = None,
+    on_retry: Callable[[int], None] | None = None,
 ) -> list[Result]:
     """Solve every puzzle (token grids of one shape) and pick one restart per puzzle.
 
     ``check(puzzle, answer)`` is the task's checker: it fills ``Result.valid`` and is the
-    verifier used by ``select='verify'`` (never by the other rules).
+    verifier used by ``select='verify'`` (never by the other rules). With ``cfg.retries``,
+    a puzzle none of whose restarts was stopped by the halting rule before ``depth`` (no
+    restart converged) gets that many more restarts, and the choice is made among all of
+    them: breadth is spent only where the first attempt found no attractor.
+    ``on_retry(n)`` is told how many trajectories that adds, before they run.
     """
     cfg = cfg or SolveConfig()
     grids = np.stack(list(grids)) if not isinstance(grids, np.ndarray) else grids
@@ -249,32 +280,39 @@ def solve(
         raise ValueError("grids must be [P, H, W]")
     P, B = len(grids), cfg.breadth
     run, seconds = run_trajectories(model, grids, cfg, progress)
-    scores = residual_score(run.residuals, run.steps, cfg.window)
-    q_last = run.q[np.arange(len(run.steps)), np.maximum(run.steps - 1, 0)]
+    total_steps = int(run.steps.sum())
+    pools = [_Restarts.of(run, slice(p * B, (p + 1) * B)) for p in range(P)]
+    stuck = [p for p, r in enumerate(pools) if not (r.steps < cfg.depth).any()]
+    if cfg.retries and cfg.halt != "none" and stuck:
+        if on_retry is not None:
+            on_retry(len(stuck) * cfg.retries)
+        more = replace(cfg, breadth=cfg.retries, seed=cfg.seed + 1, record_depths=())
+        run2, seconds2 = run_trajectories(model, grids[stuck], more, progress)
+        seconds, total_steps = seconds + seconds2, total_steps + int(run2.steps.sum())
+        for i, p in enumerate(stuck):
+            pools[p] = pools[p] + _Restarts.of(run2, slice(i * cfg.retries,
+                                                           (i + 1) * cfg.retries))
     results = []
-    for p in range(P):
-        sl = slice(p * B, (p + 1) * B)
+    for p, r in enumerate(pools):
 
         def is_valid(answer, puzzle=grids[p]):
             return bool(check(puzzle, answer))
 
         choice = select_restart(
-            cfg.select, run.answers[sl], scores[sl], q_last[sl],
-            is_valid if check is not None else None,
+            cfg.select, r.answers, r.scores, r.q_last, is_valid if check is not None else None,
         )
-        r = p * B + choice
-        s = int(run.steps[r])
-        nfe = int(run.steps[sl].sum())
+        s = int(r.steps[choice])
+        nfe = int(r.steps.sum())
         results.append(Result(
-            answer=run.answers[r].copy(),
-            valid=None if check is None else bool(check(grids[p], run.answers[r])),
+            answer=r.answers[choice].copy(),
+            valid=None if check is None else bool(check(grids[p], r.answers[choice])),
             steps=s,
             nfe=nfe,
             restart=choice,
-            residuals=[float(x) for x in run.residuals[r, 1:s]],
-            q=[float(x) for x in run.q[r, :s]],
-            seconds=seconds * nfe / max(1, int(run.steps.sum())),
-            restart_steps=run.steps[sl].copy(),
-            restart_scores=scores[sl].copy(),
+            residuals=[float(x) for x in r.residuals[choice, 1:s]],
+            q=[float(x) for x in r.q[choice, :s]],
+            seconds=seconds * nfe / max(1, total_steps),
+            restart_steps=r.steps.copy(),
+            restart_scores=r.scores.copy(),
         ))
     return results

@@ -34,8 +34,8 @@ def oracle(monkeypatch):
     """Replace the network's answers with the exact solver's, to test the CLI plumbing."""
     real = solver.solve
 
-    def solve(model, grids, cfg=None, check=None, progress=None):
-        results = real(model, grids, cfg, check, progress)
+    def solve(model, grids, cfg=None, check=None, progress=None, on_retry=None):
+        results = real(model, grids, cfg, check, progress, on_retry)
         for r, g in zip(results, grids):
             r.answer = sudoku.solve(g) if g.shape[0] == 4 and g.max() <= 5 else maze.solve(g)
             r.valid = bool(check(g, r.answer))
@@ -84,7 +84,22 @@ def test_json_records(models, oracle, tmp_path):
                 "residuals", "seconds"):
         assert key in rec
     assert rec["puzzle"] == "1...........3..2" and len(rec["solution"]) == 16
-    assert "." not in rec["solution"] and rec["nfe"] == 6 and len(rec["residuals"]) == 2
+    assert "." not in rec["solution"] and len(rec["residuals"]) == 2
+    assert rec["nfe"] == 3 * (2 + 7)  # a random model never halts: the default 7 retries run
+
+
+def test_retries_add_restarts_to_unconverged_puzzles(models, tmp_path):
+    path = write(tmp_path, "p.txt", "1...........3..2\n.2..........3..1\n")
+    args = ["sudoku", str(path), "--depth", "3", "--halt", "residual", "--retries", "3",
+            "--json", "--tol"]
+    never = [json.loads(x) for x in runner.invoke(app, args + ["0"]).stdout.splitlines()]
+    assert [rec["nfe"] for rec in never] == [12, 12] and never[0]["retries"] == 3
+    first = [json.loads(x) for x in runner.invoke(app, args + ["1e9"]).stdout.splitlines()]
+    assert [rec["nfe"] for rec in first] == [2, 2]  # converged at min_steps: no retry
+    shown = runner.invoke(app, args[:-2] + ["--tol", "0"]).output
+    assert "of 4 · NFE 12" in shown  # the trace counts the retried restarts
+    r = runner.invoke(app, ["sudoku", str(path), "--retries", "-1"])
+    assert r.exit_code == 2 and "--retries" in r.output
 
 
 def test_bad_puzzle_in_batch_is_reported_rest_solved(models, oracle, tmp_path):
@@ -212,13 +227,14 @@ def test_data_command_builds_reproducible_sets(tmp_path):
 def test_weights_bundle_records_eval(models, tmp_path):
     result = {"data": ["x"], "halt": "both", "cells": [
         {"stratum": "all", "depth": 16, "breadth": 1, "puzzles": 5, "acc_residual": 0.8,
-         "acc_vote": 0.8, "any_correct": 0.8, "mean_nfe": 16.0}]}
+         "acc_vote": 0.8, "any_correct": 0.8, "mean_nfe": 16.0, "acc_retry": 0.9}]}
     (tmp_path / "r.json").write_text(json.dumps(result))
     r = runner.invoke(app, ["weights", "bundle", str(models / "sudoku-4x4.safetensors"),
                             "sudoku-4x4b", "--eval", str(tmp_path / "r.json")])
     assert r.exit_code == 0, r.output
     info = weights.read_info(models / "sudoku-4x4b.safetensors")
-    assert list(info.meta["accuracy"].values())[0]["cells"][0]["acc_residual"] == 0.8
+    cell = list(info.meta["accuracy"].values())[0]["cells"][0]
+    assert cell["acc_residual"] == 0.8 and cell["acc_retry"] == 0.9 and "acc_q" not in cell
 
 
 def test_data_from_sudoku_extreme_csv(tmp_path):

@@ -47,6 +47,22 @@ def test_grid_from_one_pass(tiny_model):
     assert any(c["stratum"].startswith("band") for c in result["cells"])
 
 
+def test_residual_halting_pass(tiny_model):
+    """tol = inf stops every trajectory at the earliest allowed segment, tol = 0 at none."""
+    ds = data.generate("sudoku", 3, seed=0, n=4, blanks=6)
+    eager = evaluate.evaluate(tiny_model, ds, depths=[5], breadths=[2], halt="residual",
+                              tol=float("inf"))
+    never = evaluate.evaluate(tiny_model, ds, depths=[5], breadths=[1, 2], halt="residual",
+                              tol=0.0)
+    assert eager["halt"] == "residual" and eager["tol"] == float("inf") and not eager["act"]
+    first = [c for c in eager["cells"] if c["stratum"] == "all"][0]
+    assert first["mean_steps"] == 2 and first["mean_nfe"] == 4
+    assert first["mean_nfe_retry"] == 2  # the first restart halted early: no retry
+    last = [c for c in never["cells"] if c["stratum"] == "all"][-1]
+    assert last["breadth"] == 2 and last["mean_steps"] == 5
+    assert last["mean_nfe_retry"] == 10 and last["acc_retry"] == last["acc_residual"]
+
+
 def test_eval_cli_writes_files(models, tmp_path):  # noqa: F811
     ds = data.generate("sudoku", 3, seed=0, n=4, blanks=6)
     ds.save(tmp_path / "set")

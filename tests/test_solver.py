@@ -71,6 +71,22 @@ def test_residual_halting_stops_converged_rows(tiny_model):
     assert all(r.steps == 2 for r in res)  # min_steps=2: first residual exists at step 2
 
 
+def test_retries_only_for_unconverged_puzzles(tiny_model):
+    added = []
+    stuck = solve(tiny_model, grids(2), SolveConfig(depth=3, breadth=2, halt="residual",
+                                                    tol=0.0, retries=3), on_retry=added.append)
+    assert added == [6]  # no restart converged: 3 more for each of the 2 puzzles
+    for r in stuck:
+        assert r.nfe == 3 * 5 and len(r.restart_steps) == 5 and 0 <= r.restart < 5
+    added.clear()
+    done = solve(tiny_model, grids(2), SolveConfig(depth=3, breadth=2, halt="residual",
+                                                   tol=float("inf"), retries=3),
+                 on_retry=added.append)
+    assert added == [] and all(r.nfe == 2 * 2 and len(r.restart_steps) == 2 for r in done)
+    plain = solve(tiny_model, grids(2), SolveConfig(depth=3, breadth=2, retries=3))
+    assert all(r.nfe == 6 for r in plain)  # no halting rule: nothing can converge early
+
+
 def test_breadth_is_chunked_but_complete(tiny_model):
     spy = BatchSpy(tiny_model)
     res = solve(spy, grids(2), SolveConfig(depth=2, breadth=5, max_rows=4))
@@ -141,6 +157,8 @@ def test_noise_override_is_restored(tiny_model):
 
 
 def test_bad_config_rejected():
+    with pytest.raises(ValueError):
+        SolveConfig(retries=-1)
     with pytest.raises(ValueError):
         SolveConfig(halt="sometimes")
     with pytest.raises(ValueError):

@@ -40,6 +40,16 @@ $E eval sudoku -w "$S" --data shared:puzzles7_serg_benchmark.txt --limit 10 \
    --depth 256 --breadth 64 --halt act --out docs/eval/sudoku-9x9-D256B64-serg
 $E eval sudoku -w "$S" --data data/sudoku9-minimal.npz --limit 10 \
    --depth 256 --breadth 64 --halt act --out docs/eval/sudoku-9x9-D256B64-minimal
+$E eval sudoku -w "$S" --data shared:puzzles2_17_clue.txt --limit 10 --depth 16,64,256 \
+   --breadth 1,8,64 --halt act --out docs/eval/sudoku-9x9-D256B64-17clue
+# the CLI defaults (--depth 16 --halt act --select q --retries 7): one ACT pass of 8 restarts,
+# whose "retry" column replays --breadth 1 --retries 7 (q selection under ACT)
+$E eval sudoku -w "$S" --data data/sudoku9-40.npz --data data/sudoku9-50.npz \
+   --data data/sudoku9-minimal.npz --limit 100 --depth 16 --breadth 1,8 --halt act \
+   --out docs/eval/sudoku-9x9-defaults-gen
+$E eval sudoku -w "$S" --data shared:puzzles7_serg_benchmark.txt \
+   --data shared:puzzles2_17_clue.txt --limit 100 --depth 16 --breadth 1,8 --halt act \
+   --out docs/eval/sudoku-9x9-defaults-shared
 
 # mazes
 bash train/eval-maze.sh
