@@ -585,6 +585,8 @@ def run(recipe: dict, run_dir: Path, resume: bool = False, device: str = "auto",
         if stop["signal"]:
             report("info", {"message": f"stopped at step {trainer.step}; checkpoint saved, "
                                        "continue with --resume"})
+        if world > 1:  # no rank tears the group down while another still uses it (a gloo
+            dist.barrier()  # rank exiting early aborted with "terminate called" in CI)
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
