@@ -49,3 +49,8 @@ $E eval maze -w "$M" --data data/maze15.npz --limit 50 --depth 64,256 --breadth 
    --halt residual --tol 0.3 --out docs/eval/maze-15x15-D256B64
 $E eval maze -w "$M" --data data/maze30.npz --limit 6 --depth 64,256 --breadth 1,8,64 \
    --halt residual --tol 0.3 --out docs/eval/maze-30x30-D256B64
+# and mazes 7-10 of the same set (run later, to grow the sample)
+.venv/bin/python -c "from eqr_solve.data import Dataset; import numpy as np; \
+Dataset.load('data/maze30.npz').subset(np.arange(6, 10)).save('data/maze30-7to10')"
+$E eval maze -w "$M" --data data/maze30-7to10.npz --depth 64,256 --breadth 1,8,64 \
+   --halt residual --tol 0.3 --out docs/eval/maze-30x30-D256B64-7to10
