@@ -100,7 +100,7 @@ def solve_command(kind: str, path: Path, depth: int, breadth: int, retries: int,
                   device: str, seed: int, noise: float | None, as_json: bool, out_dir: Path | None,
                   boards: bool | None) -> None:
     from eqr_solve import weights
-    from eqr_solve.solver import SolveConfig, solve
+    from eqr_solve.solver import SolveConfig, auto_select, solve
 
     if depth < 1 or breadth < 1 or retries < 0:
         raise fail("--depth and --breadth must be at least 1, --retries at least 0")
@@ -119,8 +119,8 @@ def solve_command(kind: str, path: Path, depth: int, breadth: int, retries: int,
         if out_file.resolve() in {f.resolve() for f in files}:
             raise fail(f"--out would overwrite the input {out_file}")
     task = get_task(kind)
-    if select == Select.auto:  # measured: under ACT, q beats vote and residual (README)
-        select = Select.q if halt == Halt.act else Select.residual
+    if select == Select.auto:
+        select = Select(auto_select(halt.value))
     cfg = SolveConfig(depth=depth, breadth=breadth, retries=retries, halt=halt.value,
                       min_steps=min_steps, tol=tol, select=select.value, noise=noise, seed=seed)
     show_boards = boards if boards is not None else (len(puzzles) <= 10 and not as_json)

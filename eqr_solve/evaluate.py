@@ -17,7 +17,7 @@ import numpy as np
 
 from eqr_solve.data import Dataset
 from eqr_solve.model import EqR
-from eqr_solve.solver import Snapshot, SolveConfig, run_trajectories, select_restart
+from eqr_solve.solver import Snapshot, SolveConfig, auto_select, run_trajectories, select_restart
 from eqr_solve.tasks import get_task
 
 RULES = ("residual", "vote", "q")
@@ -213,8 +213,7 @@ def evaluate(model: EqR, ds: Dataset, depths: Sequence[int], breadths: Sequence[
         result[f"seconds_{mode}_pass"] = p.seconds
         key = "cells" if i == 0 else "act"
         for name, rows in strata(ds).items():
-            rule = "q" if mode == "act" else "residual"  # as `--select auto`
-            for cell in grid_cells(ds, p, depths, breadths, B, rows, rule):
+            for cell in grid_cells(ds, p, depths, breadths, B, rows, auto_select(mode)):
                 # wall time of a cell, estimated from the pass by its share of the segments
                 cell["seconds_est"] = p.seconds * cell["mean_nfe"] * len(rows) / p.segments
                 cell["puzzles_per_s_est"] = len(rows) / max(cell["seconds_est"], 1e-9)

@@ -95,6 +95,13 @@ def residual_score(residuals: np.ndarray, steps: np.ndarray, window: int) -> np.
     return out
 
 
+def auto_select(halt: str) -> str:
+    """The selection rule measured best for a halting mode (README "Choosing the defaults"):
+    under ACT, restarts stop at different depths, so their residuals are not comparable and
+    the halting head's confidence q wins; otherwise the smallest residual."""
+    return "q" if halt == "act" else "residual"
+
+
 def select_restart(
     rule: str,
     answers: np.ndarray,
