@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -666,7 +667,8 @@ def bench(
     peak_n = 512 if quick else 2048
     peak = Bn.matmul_peak(peak_n, repeats)
     report["peak"] = peak
-    err.print(f"peak: {peak['gflops_max']:.0f} GFLOP/s ({peak['what']})")
+    each = ", ".join(f"{k} {v:.0f}" for k, v in peak["by_backend"].items())
+    err.print(f"peak: {peak['gflops_max']:.0f} GFLOP/s ({peak['what']}; {each})")
     torch.manual_seed(0)
     models = [("paper-sudoku", EqR(Bn.PAPER_SUDOKU).eval(), (9, 9))]
     for info in weights.list_bundled():
@@ -679,16 +681,21 @@ def bench(
         import torch._dynamo.config as dynamo_config
 
         dynamo_config.recompile_limit = 256
+    backend = peak["backend"]
+    before = [("eager, no oneDNN", Bn.default_blas)] if "oneDNN" in peak["by_backend"] else []
     for name, model, shape in models if "inference" in wanted else []:
-        variants = [("eager", model)]
+        variants = [("eager", model, contextlib.nullcontext)]
+        if name == "paper-sudoku":  # the same run measures what the oneDNN path buys
+            variants += [(mode, model, ctx) for mode, ctx in before]
         if compiled:
             c = copy.deepcopy(model)
             if c.compile_blocks():
-                variants.append(("compiled", c))
-        for mode, m in variants:
+                variants.append(("compiled", c, contextlib.nullcontext))
+        for mode, m, ctx in variants:
             for b in sizes:
-                r = Bn.inference(m, b, shape, repeats, peak_n)
-                gemm = Bn.model_gemm(m, b, shape)
+                with ctx():
+                    r = Bn.inference(m, b, shape, repeats, peak_n, backend)
+                gemm = Bn.model_gemm(m, b, shape, backend=backend)
                 r.update(model=name, mode=mode, gemm_gflops=gemm,
                          pct_gemm=100 * r["gflops_max"] / gemm,
                          pct_peak=100 * r["gflops_max"] / peak["gflops_max"])
@@ -715,11 +722,14 @@ def bench(
         model = EqR(trainer.model_config(rec))
         shape = tuple(rec["board"]) if rec.get("board") else (15, 15)
         batch = trainer.train_config(rec).batch_size
-        for mode in ("eager", "compiled") if compiled else ("eager",):
+        modes = [("eager", contextlib.nullcontext)] + before
+        modes += [("compiled", contextlib.nullcontext)] if compiled else []
+        for mode, ctx in modes:  # compiled last: compile_blocks changes the model in place
             if mode == "compiled" and not model.compile_blocks():
                 continue
-            r = Bn.training(model, batch, shape, repeats, peak_n)
-            gemm = Bn.model_gemm(model, batch, shape, training=True)
+            with ctx():
+                r = Bn.training(model, batch, shape, repeats, peak_n, backend)
+            gemm = Bn.model_gemm(model, batch, shape, training=True, backend=backend)
             r.update(recipe=path.stem, mode=mode, gemm_gflops=gemm,
                      pct_gemm=100 * r["gflops_max"] / gemm,
                      pct_peak=100 * r["gflops_max"] / peak["gflops_max"])

@@ -10,6 +10,7 @@ trajectory into segments (SOT). The model knows nothing about puzzles: it maps t
 from __future__ import annotations
 
 import math
+import platform
 from dataclasses import asdict, dataclass, fields, replace
 
 import torch
@@ -79,8 +80,45 @@ def trunc_normal_(t: Tensor, std: float, generator: torch.Generator | None = Non
 
 
 def rms_norm(x: Tensor, dim: int = -1, eps: float = 1e-5) -> Tensor:
-    """Parameter-free RMSNorm (the reference has no learnable gain)."""
-    return x * torch.rsqrt(x.pow(2).mean(dim, keepdim=True) + eps)
+    """Parameter-free RMSNorm (the reference has no learnable gain). Without autograd it
+    scales ``x`` in place: ``x`` must then be a fresh intermediate."""
+    scale = torch.rsqrt(x.pow(2).mean(dim, keepdim=True) + eps)
+    return x * scale if torch.is_grad_enabled() else x.mul_(scale)
+
+
+def onednn_available() -> bool:
+    """oneDNN's fused linear op is there (x86 CPU builds of PyTorch)."""
+    try:
+        return (torch.backends.mkldnn.is_available() and platform.machine() in ("x86_64", "AMD64")
+                and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+    except Exception:  # an op registry without the mkldnn namespace
+        return False
+
+
+# CPU inference runs its GEMMs through oneDNN with the elementwise op after each fused in:
+# on the development EPYC it beats PyTorch's default (MKL) GEMM, whose AMD path is slower,
+# by 11-36% (README "Performance"). The bench switches it off for its before/after rows.
+ONEDNN_CPU = onednn_available()
+
+
+def linear(x: Tensor, weight: Tensor, post: str = "none", other: Tensor | None = None) -> Tensor:
+    """``x @ weight.T``, then ``post``: "none", "swish" (silu), or "mul" / "add" with ``other``.
+
+    On CPU in fp32 without autograd this is one oneDNN call with ``post`` fused into the GEMM
+    (no extra pass over memory, no extra buffer); everywhere else plain PyTorch."""
+    if (ONEDNN_CPU and x.device.type == "cpu" and x.dtype == torch.float32
+            and not torch.is_grad_enabled() and not torch.compiler.is_compiling()):
+        if other is None:
+            return torch.ops.mkldnn._linear_pointwise(x, weight, None, post, [], "")
+        return torch.ops.mkldnn._linear_pointwise.binary(x, other, weight, None, post)
+    y = F.linear(x, weight)
+    if post == "swish":
+        return F.silu(y)
+    if post == "mul":
+        return y * other
+    if post == "add":
+        return y + other
+    return y
 
 
 def swiglu_width(dim: int, expansion: float) -> int:
@@ -89,25 +127,31 @@ def swiglu_width(dim: int, expansion: float) -> int:
 
 
 class SwiGLU(nn.Module):
+    """down(silu(gate(x)) * up(x)) (+ an optional residual), as three fused GEMMs; gate and up
+    are the two halves of one ``gate_up`` weight (the reference's parameter layout)."""
+
     def __init__(self, dim: int, expansion: float):
         super().__init__()
         inter = swiglu_width(dim, expansion)
         self.gate_up = nn.Linear(dim, 2 * inter, bias=False)
         self.down = nn.Linear(inter, dim, bias=False)
 
-    def forward(self, x: Tensor) -> Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)
-        return self.down(F.silu(gate) * up)
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        gate_w, up_w = self.gate_up.weight.chunk(2, dim=0)
+        product = linear(x, up_w, "mul", linear(x, gate_w, "swish"))
+        if residual is None:
+            return linear(product, self.down.weight)
+        return linear(product, self.down.weight, "add", residual)
 
 
 class TokenMLP(SwiGLU):
-    """SwiGLU across the L positions, on sequence-major latents ``[L, B, D]``: one GEMM over
-    all (row, channel) columns, with no transposes (the fastest layout on CPU)."""
+    """SwiGLU across the L positions of sequence-major latents ``[L, B, D]``: the (row,
+    channel) columns are the GEMM rows. The input is transposed once (the two GEMMs that
+    read it would each copy a strided view); the output comes back as a transposed view."""
 
     def forward(self, h: Tensor) -> Tensor:
         L, B, D = h.shape
-        gate, up = (self.gate_up.weight @ h.reshape(L, B * D)).chunk(2, dim=0)
-        return (self.down.weight @ (F.silu(gate) * up)).view(L, B, D)
+        return super().forward(h.reshape(L, B * D).t().contiguous()).t().view(L, B, D)
 
 
 def rope_tables(cfg: EqRConfig, height: int, width: int, device) -> tuple[Tensor, Tensor]:
@@ -209,7 +253,7 @@ class Block(nn.Module):
             h = rms_norm(h + self.mix(h, shape), eps=self.eps)
         else:
             h = rms_norm(h + self.mix(h, rope), eps=self.eps)
-        return rms_norm(h + self.mlp(h), eps=self.eps)
+        return rms_norm(self.mlp(h, residual=h), eps=self.eps)
 
 
 @dataclass
@@ -314,11 +358,13 @@ class EqR(nn.Module):
         for block in self.blocks:
             u = block(u, *board)
         cfg = self.cfg
-        out = torch.lerp(z, u, cfg.lambda_) if cfg.lambda_ != 1.0 else u
+        grad = torch.is_grad_enabled()
+        if cfg.lambda_ != 1.0:  # u is fresh, so without autograd it can take the result
+            u = torch.lerp(z, u, cfg.lambda_) if grad else u.lerp_(z, 1.0 - cfg.lambda_)
         if cfg.noise_scale:
             noise = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
-            out = out + cfg.noise_scale * noise
-        return out
+            u = u + cfg.noise_scale * noise if grad else u.add_(noise, alpha=cfg.noise_scale)
+        return u
 
     def latent_recursion(self, z_H, z_L, x, board, generator):
         for _ in range(self.cfg.L_cycles):

@@ -1,5 +1,7 @@
 import json
 
+import torch
+
 from typer.testing import CliRunner
 
 from eqr_solve import bench
@@ -18,8 +20,12 @@ def test_quick_bench_writes_json(models, tmp_path):  # noqa: F811
                                  "--no-compile", "--json", str(tmp_path / "b.json")])
     assert r.exit_code == 0, r.output
     report = json.loads((tmp_path / "b.json").read_text())
-    assert report["peak"]["gflops_max"] > 0
-    assert [x["batch"] for x in report["inference"]] == [1, 2]
+    peak = report["peak"]
+    assert peak["gflops_max"] == max(peak["by_backend"].values()) > 0
+    assert peak["backend"] in peak["by_backend"] and "torch.mm" in peak["by_backend"]
+    eager = [x["batch"] for x in report["inference"] if x["mode"] == "eager"]
+    before = [x["batch"] for x in report["inference"] if x["mode"] == "eager, no oneDNN"]
+    assert eager == [1, 2] and before == ([1, 2] if "oneDNN" in peak["by_backend"] else [])
     assert all(x["segments_per_s_max"] > 0 for x in report["inference"])
     assert all(x["gemm_gflops"] > 0 and x["pct_gemm"] > 0 and x["pct_peak_paired"] > 0
                for x in report["inference"])
@@ -54,3 +60,19 @@ def test_paired_alternates_and_ratios_each_run_to_its_own_peak():
     # does not drag the ratio down, because its model run was equally slow
     assert bench.paired_pct(flops, [1.0, 2.0, 4.0], [1.0, 2.0, 4.0], n) == 100
     assert bench.paired_pct(flops / 2, [1.0, 1.0, 1.0], [1.0, 1.0, 1.0], n) == 50
+
+
+def test_every_matmul_backend_computes_the_same_product():
+    a, b = torch.randn(8, 16), torch.randn(16, 16)
+    for name, mm in bench.matmul_backends().items():
+        expected = a @ b.t() if name == "oneDNN" else a @ b
+        assert torch.allclose(mm(a, b), expected, atol=1e-5), name
+
+
+def test_default_blas_switches_the_engine_off_onednn_and_back():
+    from eqr_solve import model
+
+    saved = model.ONEDNN_CPU
+    with bench.default_blas():
+        assert model.ONEDNN_CPU is False
+    assert model.ONEDNN_CPU is saved

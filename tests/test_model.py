@@ -217,3 +217,49 @@ def test_paper_model_chunks_sixteen_rows():
     from eqr_solve.bench import PAPER_SUDOKU
 
     assert EqR(PAPER_SUDOKU).rows_per_chunk(81) == 16
+
+
+@pytest.mark.parametrize("mixer", ["mlp_t", "conv", "attn"])
+def test_fused_cpu_path_matches_plain_pytorch(mixer, monkeypatch):
+    """Inference through oneDNN with fused ops and in-place norms = the autograd-safe path."""
+    import eqr_solve.model as model_module
+
+    if not model_module.onednn_available():
+        pytest.skip("no oneDNN in this PyTorch build")
+    torch.manual_seed(0)
+    model = EqR(tiny_config(noise_scale=0.0, mixer=mixer)).eval()
+    x = torch.randint(1, 6, (3, 4, 4))
+    c = model.initial_carry(3, 16)
+    with torch.no_grad():
+        monkeypatch.setattr(model_module, "ONEDNN_CPU", True)
+        fused = model(c, x)
+        monkeypatch.setattr(model_module, "ONEDNN_CPU", False)
+        plain = model(c, x)
+    assert torch.allclose(fused.logits, plain.logits, atol=1e-4)
+    assert torch.allclose(fused.carry.z_L, plain.carry.z_L, atol=1e-4)
+    assert torch.allclose(fused.q_halt, plain.q_halt, atol=1e-4)
+
+
+@pytest.mark.parametrize("post", ["none", "swish", "mul", "add"])
+def test_linear_post_ops(post):
+    from eqr_solve.model import linear
+
+    x, w, other = torch.randn(5, 8), torch.randn(6, 8), torch.randn(5, 6)
+    y = x @ w.t()
+    expected = {"none": y, "swish": F.silu(y), "mul": y * other, "add": y + other}[post]
+    with torch.no_grad():
+        assert torch.allclose(linear(x, w, post, other if post in ("mul", "add") else None),
+                              expected, atol=1e-5)
+    w.requires_grad_(True)  # with autograd: the plain path, with gradients
+    linear(x, w, post, other if post in ("mul", "add") else None).sum().backward()
+    assert w.grad is not None and w.grad.abs().sum() > 0
+
+
+def test_inference_leaves_carry_and_inputs_untouched(tiny_model):
+    """The no-autograd path works in place on its own intermediates only."""
+    x = torch.randint(1, 6, (3, 4, 4))
+    c = tiny_model.initial_carry(3, 16)
+    z_H, z_L, x0 = c.z_H.clone(), c.z_L.clone(), x.clone()
+    with torch.inference_mode():
+        tiny_model(c, x)
+    assert torch.equal(c.z_H, z_H) and torch.equal(c.z_L, z_L) and torch.equal(x, x0)
