@@ -90,7 +90,8 @@ def onednn_available() -> bool:
     """oneDNN's fused linear op is there (x86 CPU builds of PyTorch)."""
     try:
         return (torch.backends.mkldnn.is_available() and platform.machine() in ("x86_64", "AMD64")
-                and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+                and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+                and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
     except Exception:  # an op registry without the mkldnn namespace
         return False
 
@@ -101,13 +102,19 @@ def onednn_available() -> bool:
 ONEDNN_CPU = onednn_available()
 
 
+def fused_cpu(x: Tensor) -> bool:
+    """Whether ``linear`` on ``x`` takes the oneDNN path: CPU, fp32, no autograd, not traced."""
+    return (ONEDNN_CPU and x.device.type == "cpu" and x.dtype == torch.float32
+            and not torch.is_grad_enabled() and not torch.compiler.is_compiling())
+
+
 def linear(x: Tensor, weight: Tensor, post: str = "none", other: Tensor | None = None) -> Tensor:
     """``x @ weight.T``, then ``post``: "none", "swish" (silu), or "mul" / "add" with ``other``.
 
-    On CPU in fp32 without autograd this is one oneDNN call with ``post`` fused into the GEMM
-    (no extra pass over memory, no extra buffer); everywhere else plain PyTorch."""
-    if (ONEDNN_CPU and x.device.type == "cpu" and x.dtype == torch.float32
-            and not torch.is_grad_enabled() and not torch.compiler.is_compiling()):
+    On the ``fused_cpu`` path this is one oneDNN call with ``post`` fused into the GEMM (no
+    extra pass over memory, no extra buffer), and ``weight`` may be pre-packed for oneDNN;
+    everywhere else plain PyTorch."""
+    if fused_cpu(x):
         if other is None:
             return torch.ops.mkldnn._linear_pointwise(x, weight, None, post, [], "")
         return torch.ops.mkldnn._linear_pointwise.binary(x, other, weight, None, post)
@@ -135,13 +142,33 @@ class SwiGLU(nn.Module):
         inter = swiglu_width(dim, expansion)
         self.gate_up = nn.Linear(dim, 2 * inter, bias=False)
         self.down = nn.Linear(inter, dim, bias=False)
+        self._packed: tuple | None = None  # (weight versions, oneDNN-packed gate, up, down)
+
+    def __getstate__(self) -> dict:  # packed oneDNN tensors have no storage to copy or pickle
+        return {**self.__dict__, "_packed": None}
+
+    def packed_weights(self) -> tuple[Tensor, Tensor, Tensor]:
+        """gate, up and down in oneDNN's own layout, packed once per weight version: CPU
+        inference then does not re-pack them on every call (+11-19% at 81 rows, README
+        "Performance"). Any in-place change of the weights (an optimizer step, a load)
+        bumps their version and re-packs."""
+        w_gu, w_d = self.gate_up.weight, self.down.weight
+        key = (w_gu._version, w_d._version, w_gu.data_ptr(), w_d.data_ptr())
+        if self._packed is None or self._packed[0] != key:
+            pack = torch.ops.mkldnn._reorder_linear_weight
+            gate, up = w_gu.detach().chunk(2, dim=0)
+            self._packed = (key, pack(gate, None), pack(up, None), pack(w_d.detach(), None))
+        return self._packed[1:]
 
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
-        gate_w, up_w = self.gate_up.weight.chunk(2, dim=0)
+        if fused_cpu(x):
+            gate_w, up_w, down_w = self.packed_weights()
+        else:
+            (gate_w, up_w), down_w = self.gate_up.weight.chunk(2, dim=0), self.down.weight
         product = linear(x, up_w, "mul", linear(x, gate_w, "swish"))
         if residual is None:
-            return linear(product, self.down.weight)
-        return linear(product, self.down.weight, "add", residual)
+            return linear(product, down_w)
+        return linear(product, down_w, "add", residual)
 
 
 class TokenMLP(SwiGLU):

@@ -1,7 +1,6 @@
 import json
 
 import torch
-
 from typer.testing import CliRunner
 
 from eqr_solve import bench

@@ -263,3 +263,27 @@ def test_inference_leaves_carry_and_inputs_untouched(tiny_model):
     with torch.inference_mode():
         tiny_model(c, x)
     assert torch.equal(c.z_H, z_H) and torch.equal(c.z_L, z_L) and torch.equal(x, x0)
+
+
+def test_packed_weights_follow_every_weight_change(monkeypatch):
+    """Inference packs weights for oneDNN once; an optimizer step or a load must re-pack."""
+    import copy
+
+    import eqr_solve.model as model_module
+
+    if not model_module.onednn_available():
+        pytest.skip("no oneDNN in this PyTorch build")
+    torch.manual_seed(0)
+    model = EqR(tiny_config(noise_scale=0.0)).eval()
+    x = torch.randint(1, 6, (2, 4, 4))
+    c = model.initial_carry(2, 16)
+    with torch.no_grad():
+        before = model(c, x).logits
+        for p in model.parameters():  # what an optimizer step does: in place
+            p.mul_(0.5)
+        after = model(c, x).logits
+        monkeypatch.setattr(model_module, "ONEDNN_CPU", False)
+        plain = model(c, x).logits
+    assert not torch.allclose(before, after, atol=1e-3)
+    assert torch.allclose(after, plain, atol=1e-4)
+    assert copy.deepcopy(model).blocks[0].mlp._packed is None  # copies drop the packed cache
