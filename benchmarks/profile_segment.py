@@ -10,7 +10,8 @@ from torch.profiler import ProfilerActivity, profile
 from eqr_solve.bench import PAPER_SUDOKU
 from eqr_solve.model import EqR
 
-GEMM_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear"}
+GEMM_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear",
+            "mkldnn::_linear_pointwise"}
 
 torch.manual_seed(0)
 model = EqR(PAPER_SUDOKU).eval()

@@ -96,9 +96,10 @@ def onednn_available() -> bool:
         return False
 
 
-# CPU inference runs its GEMMs through oneDNN with the elementwise op after each fused in:
-# on the development EPYC it beats PyTorch's default (MKL) GEMM, whose AMD path is slower,
-# by 11-36% (README "Performance"). The bench switches it off for its before/after rows.
+# CPU inference runs its GEMMs through oneDNN with the elementwise op after each fused in: on
+# the development EPYC the paper model's SwiGLU runs at 185 vs 118-124 GFLOP/s (81 rows) and
+# 202 vs 171-174 (1,296 rows) on PyTorch's default GEMM, MKL (benchmarks/onednn_swiglu.py,
+# README "Performance"). The bench switches it off for its before/after rows.
 ONEDNN_CPU = onednn_available()
 
 
@@ -149,9 +150,9 @@ class SwiGLU(nn.Module):
 
     def packed_weights(self) -> tuple[Tensor, Tensor, Tensor]:
         """gate, up and down in oneDNN's own layout, packed once per weight version: CPU
-        inference then does not re-pack them on every call (+11-19% at 81 rows, README
-        "Performance"). Any in-place change of the weights (an optimizer step, a load)
-        bumps their version and re-packs."""
+        inference then does not re-pack them on every call (+17-20% at 81 rows, +3-6% at
+        1,296: benchmarks/packed_weights.py). Any in-place change of the weights (an
+        optimizer step, a load) bumps their version and re-packs."""
         w_gu, w_d = self.gate_up.weight, self.down.weight
         key = (w_gu._version, w_d._version, w_gu.data_ptr(), w_d.data_ptr())
         if self._packed is None or self._packed[0] != key:

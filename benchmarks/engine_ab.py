@@ -1,0 +1,63 @@
+"""Before/after in one process: the paper Sudoku model's segment with the engine (model.py)
+of an earlier git revision vs the working tree, same weights, alternating run by run, each
+run paired with a 2048^3 matmul on the fastest backend (as `eqr-solve bench`).
+Prints segments/s and % of the paired peak (medians). The revisions' logits are compared.
+MODEL is paper-sudoku (random weights) or a bundled model's name.
+Usage: python benchmarks/engine_ab.py REV [BATCHES] [REPEATS] [MODEL]
+  e.g. python benchmarks/engine_ab.py 523625f 1,16,64 3 sudoku-9x9"""
+
+import statistics
+import subprocess
+import sys
+import time
+import types
+
+import torch
+
+from eqr_solve import bench, weights
+from eqr_solve import model as new
+
+rev = sys.argv[1]
+source = subprocess.run(["git", "show", f"{rev}:eqr_solve/model.py"], check=True,
+                        capture_output=True, text=True).stdout
+old = types.ModuleType("model_before")
+sys.modules["model_before"] = old  # dataclasses look their module up here
+exec(compile(source, f"{rev}:eqr_solve/model.py", "exec"), old.__dict__)
+
+torch.manual_seed(0)
+name = sys.argv[4] if len(sys.argv) > 4 else "paper-sudoku"
+if name == "paper-sudoku":
+    after, board = new.EqR(bench.PAPER_SUDOKU).eval(), (9, 9)
+else:
+    after, _ = weights.load(name)
+    board = next(i.board for i in weights.list_bundled() if i.name == name) or (15, 15)
+before = old.EqR(old.EqRConfig(**after.cfg.to_dict())).eval()
+before.load_state_dict(after.state_dict())
+cells = board[0] * board[1]
+batches = [int(b) for b in (sys.argv[2] if len(sys.argv) > 2 else "1,16,64").split(",")]
+repeats = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+peak = bench.matmul_peak(2048, 3)
+mm = bench.matmul_backends()[peak["backend"]]
+a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+print(f"{name}; peak {peak['gflops_max']:.0f} GFLOP/s ({peak['backend']})")
+for batch in batches:
+    x = torch.randint(1, after.cfg.vocab_size, (batch, *board))
+    carry = after.initial_carry(batch, cells)
+    flops = new.flops_per_segment(after.cfg, cells) * batch
+    runs: dict[str, list[tuple[float, float]]] = {rev: [], "now": []}
+    with torch.inference_mode():
+        outs = [m(carry, x, torch.Generator().manual_seed(1)).logits for m in (before, after)]
+        for _ in range(repeats):
+            for name, model in ((rev, before), ("now", after)):
+                t = time.perf_counter()
+                model(carry, x)
+                seconds = time.perf_counter() - t
+                t = time.perf_counter()
+                mm(a, b)
+                peak_seconds = time.perf_counter() - t
+                runs[name].append((batch / seconds, 100 * seconds ** -1 * flops
+                                   / (2 * 2048**3 / peak_seconds)))
+    print(f"batch {batch:3} (max |logit difference| {(outs[0] - outs[1]).abs().max():.0e}): "
+          + "  ".join(f"{name} {statistics.median(r[0] for r in v):5.2f} segments/s "
+                      f"{statistics.median(r[1] for r in v):3.0f}% paired"
+                      for name, v in runs.items()), flush=True)
