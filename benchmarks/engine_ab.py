@@ -9,8 +9,8 @@ Usage: python benchmarks/engine_ab.py REV [BATCHES] [REPEATS] [MODEL]
 import statistics
 import subprocess
 import sys
-import time
 import types
+from functools import partial
 
 import torch
 
@@ -37,27 +37,16 @@ cells = board[0] * board[1]
 batches = [int(b) for b in (sys.argv[2] if len(sys.argv) > 2 else "1,16,64").split(",")]
 repeats = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 peak = bench.matmul_peak(2048, 3)
-mm = bench.matmul_backends()[peak["backend"]]
-a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
 print(f"{name}; peak {peak['gflops_max']:.0f} GFLOP/s ({peak['backend']})")
 for batch in batches:
     x = torch.randint(1, after.cfg.vocab_size, (batch, *board))
     carry = after.initial_carry(batch, cells)
     flops = new.flops_per_segment(after.cfg, cells) * batch
-    runs: dict[str, list[tuple[float, float]]] = {rev: [], "now": []}
     with torch.inference_mode():
         outs = [m(carry, x, torch.Generator().manual_seed(1)).logits for m in (before, after)]
-        for _ in range(repeats):
-            for name, model in ((rev, before), ("now", after)):
-                t = time.perf_counter()
-                model(carry, x)
-                seconds = time.perf_counter() - t
-                t = time.perf_counter()
-                mm(a, b)
-                peak_seconds = time.perf_counter() - t
-                runs[name].append((batch / seconds, 100 * seconds ** -1 * flops
-                                   / (2 * 2048**3 / peak_seconds)))
+        runs = bench.alternating({rev: partial(before, carry, x), "now": partial(after, carry, x)},
+                                 repeats, peak["backend"])
     print(f"batch {batch:3} (max |logit difference| {(outs[0] - outs[1]).abs().max():.0e}): "
-          + "  ".join(f"{name} {statistics.median(r[0] for r in v):5.2f} segments/s "
-                      f"{statistics.median(r[1] for r in v):3.0f}% paired"
-                      for name, v in runs.items()), flush=True)
+          + "  ".join(f"{name} {batch / statistics.median(s):5.2f} segments/s "
+                      f"{bench.paired_pct(flops, s, p, 2048):3.0f}% paired"
+                      for name, (s, p) in runs.items()), flush=True)

@@ -11,7 +11,7 @@ Usage: python benchmarks/variants_ab.py BATCHES REPEATS VARIANT ...
 
 import statistics
 import sys
-import time
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -65,32 +65,25 @@ def use(variant: str) -> None:
         raise SystemExit(f"unknown variant {variant}")
 
 
+def run(variant: str, carry: M.Carry, x: torch.Tensor) -> None:
+    use(variant)
+    model(carry, x)
+
+
 batches = [int(b) for b in sys.argv[1].split(",")]
 repeats = int(sys.argv[2])
 variants = ["as-is"] + sys.argv[3:]
 torch.manual_seed(0)
 model = M.EqR(bench.PAPER_SUDOKU).eval()
 peak = bench.matmul_peak(2048, 3)
-mm = bench.matmul_backends()[peak["backend"]]
-a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
 for batch in batches:
     x, carry = torch.randint(1, 11, (batch, 9, 9)), model.initial_carry(batch, 81)
     flops = M.flops_per_segment(model.cfg, 81) * batch
-    runs: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
-    with torch.inference_mode():
-        for _ in range(repeats):
-            for variant in variants:
-                use(variant)
-                model(carry, x)  # warm-up (a new chunk size or path)
-                t = time.perf_counter()
-                model(carry, x)
-                seconds = time.perf_counter() - t
-                t = time.perf_counter()
-                mm(a, b)
-                peak_seconds = time.perf_counter() - t
-                runs[variant].append((batch / seconds,
-                                      100 * flops / seconds / (2 * 2048**3 / peak_seconds)))
+
+    with torch.inference_mode():  # one warm-up run each time: a new path or chunk size
+        runs = bench.alternating({v: partial(run, v, carry, x) for v in variants}, repeats,
+                                 peak["backend"], warmup=1)
     use("as-is")
-    medians = {v: [statistics.median(r[i] for r in rs) for i in (0, 1)] for v, rs in runs.items()}
-    print(f"batch {batch:3}: " + "  ".join(f"{v} {s:5.2f} ({p:3.0f}%)"
-                                           for v, (s, p) in medians.items()), flush=True)
+    print(f"batch {batch:3}: " + "  ".join(
+        f"{v} {batch / statistics.median(s):5.2f} ({bench.paired_pct(flops, s, p, 2048):3.0f}%)"
+        for v, (s, p) in runs.items()), flush=True)

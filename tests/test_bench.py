@@ -75,3 +75,11 @@ def test_default_blas_switches_the_engine_off_onednn_and_back():
     with bench.default_blas():
         assert model.ONEDNN_CPU is False
     assert model.ONEDNN_CPU is saved
+
+
+def test_alternating_runs_each_fn_once_per_repeat_in_turn():
+    order = []
+    runs = bench.alternating({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+                             repeats=2, peak_n=32, warmup=1)
+    assert order == ["a", "a", "b", "b"] * 2  # a warm-up run, then the timed one
+    assert all(len(fn_s) == len(peak_s) == 2 for fn_s, peak_s in runs.values())
