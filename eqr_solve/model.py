@@ -174,12 +174,14 @@ class SwiGLU(nn.Module):
 
 class TokenMLP(SwiGLU):
     """SwiGLU across the L positions of sequence-major latents ``[L, B, D]``: the (row,
-    channel) columns are the GEMM rows. The input is transposed once (the two GEMMs that
-    read it would each copy a strided view); the output comes back as a transposed view."""
+    channel) columns are the GEMM rows, read through a transposed view; the output comes back
+    as a transposed view. On the oneDNN path the input is copied once, as the two GEMMs that
+    read it would each copy a strided view (plain PyTorch reads it without a copy)."""
 
     def forward(self, h: Tensor) -> Tensor:
         L, B, D = h.shape
-        return super().forward(h.reshape(L, B * D).t().contiguous()).t().view(L, B, D)
+        x = h.reshape(L, B * D).t()
+        return super().forward(x.contiguous() if fused_cpu(h) else x).t().view(L, B, D)
 
 
 def rope_tables(cfg: EqRConfig, height: int, width: int, device) -> tuple[Tensor, Tensor]:
