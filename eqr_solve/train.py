@@ -405,6 +405,10 @@ class Trainer:
         k = len(self.shards)
         state["shards"] = shards[self.rank * k:(self.rank + 1) * k]
         self.load_state_dict(state)
+        best = self.run_dir / "best.safetensors"  # a run's last eval comes after its last
+        if best.exists():  # state save: the best file knows the best held-out result
+            exact = weights.read_info(best).meta.get("eval", {}).get("exact", -1.0)
+            self.best_exact = max(self.best_exact, exact)
 
     # -- steps -----------------------------------------------------------------------------
     def train_step(self) -> torch.Tensor:

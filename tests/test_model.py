@@ -287,3 +287,22 @@ def test_packed_weights_follow_every_weight_change(monkeypatch):
     assert not torch.allclose(before, after, atol=1e-3)
     assert torch.allclose(after, plain, atol=1e-4)
     assert copy.deepcopy(model).blocks[0].mlp._packed is None  # copies drop the packed cache
+
+
+def test_model_built_under_inference_mode_runs_and_follows_changes(monkeypatch):
+    """Inference tensors have no version counter: their weights are packed on every call,
+    so a model built and changed inside ``torch.inference_mode`` still runs correctly."""
+    import eqr_solve.model as model_module
+
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        model = EqR(tiny_config(noise_scale=0.0)).eval()
+        x = torch.randint(1, 6, (2, 4, 4))
+        c = model.initial_carry(2, 16)
+        model(c, x)
+        for p in model.parameters():
+            p.mul_(0.5)
+        after = model(c, x).logits
+        monkeypatch.setattr(model_module, "ONEDNN_CPU", False)
+        plain = model(c, x).logits
+    assert torch.allclose(after, plain, atol=1e-4)

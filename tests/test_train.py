@@ -307,3 +307,17 @@ def test_best_checkpoint_keeps_the_best_heldout_eval(tmp_path):
     assert info.meta["eval"] == first_best
     state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
     assert state["best_exact"] == best
+
+
+def test_best_checkpoint_survives_a_resume(tmp_path):
+    """The final eval of a run comes after its last state save; a resumed run must still
+    know that eval's result and not replace best.safetensors with a worse or equal one."""
+    T.run(tiny_recipe(max_steps=2), tmp_path / "run")
+    T.run(tiny_recipe(max_steps=4), tmp_path / "run", resume=True)
+    records = [json.loads(line) for line in
+               (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if "eval" in line]
+    assert [r["step"] for r in records] == [2, 4]
+    best = max(r["eval"]["exact"] for r in records)
+    first_best = next(r for r in records if r["eval"]["exact"] == best)
+    _, info = weights.load(str(tmp_path / "run" / "best.safetensors"))
+    assert (info.meta["step"], info.meta["eval"]) == (first_best["step"], first_best["eval"])
