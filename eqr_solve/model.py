@@ -155,14 +155,17 @@ class SwiGLU(nn.Module):
         optimizer step, a load) bumps their version and re-packs. Weights created under
         ``torch.inference_mode`` have no version to watch, so they are packed on every call."""
         w_gu, w_d = self.gate_up.weight, self.down.weight
-        pack = torch.ops.mkldnn._reorder_linear_weight
-        gate, up = w_gu.detach().chunk(2, dim=0)
         if w_gu.is_inference() or w_d.is_inference():  # no version counter: pack every call
-            return pack(gate, None), pack(up, None), pack(w_d.detach(), None)
+            return self._pack()
         key = (w_gu._version, w_d._version, w_gu.data_ptr(), w_d.data_ptr())
         if self._packed is None or self._packed[0] != key:
-            self._packed = (key, pack(gate, None), pack(up, None), pack(w_d.detach(), None))
+            self._packed = (key, *self._pack())
         return self._packed[1:]
+
+    def _pack(self) -> tuple[Tensor, Tensor, Tensor]:
+        pack = torch.ops.mkldnn._reorder_linear_weight
+        gate, up = self.gate_up.weight.detach().chunk(2, dim=0)
+        return pack(gate, None), pack(up, None), pack(self.down.weight.detach(), None)
 
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
         if fused_cpu(x):
