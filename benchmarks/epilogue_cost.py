@@ -4,23 +4,15 @@ bare (no post-op), plus the token half-block's other parts (transposing copy, st
 residual add, norm over positions). Usage: python benchmarks/epilogue_cost.py [BATCH ...]"""
 
 import sys
-import time
 
 import torch
 
 from eqr_solve import model as M
-from eqr_solve.bench import PAPER_SUDOKU
+from eqr_solve.bench import PAPER_SUDOKU, timed
 
 
 def best_ms(fn, repeats: int = 40) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * min(times)
+    return 1e3 * timed(fn, repeats, warmup=3)[0]
 
 
 def swiglu_rows(name: str, swiglu: M.SwiGLU, x: torch.Tensor) -> None:

@@ -10,18 +10,11 @@ import torch
 import torch._inductor.config as inductor_config
 
 from eqr_solve import model as M
-from eqr_solve.bench import PAPER_SUDOKU
+from eqr_solve.bench import PAPER_SUDOKU, timed
 
 
-def best_ms(fn, repeats: int = 20) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * min(times)
+def best_ms(fn, repeats: int = 40) -> float:
+    return 1e3 * timed(fn, repeats, warmup=3)[0]
 
 
 batch = int(sys.argv[1]) if len(sys.argv) > 1 else 16
