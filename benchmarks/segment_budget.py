@@ -1,6 +1,7 @@
 """Where one f-call of the paper Sudoku model spends its time, part by part, against the
-ceiling of its own GEMM shapes (session 10). Each part runs alone, as the engine runs it
-(inference mode, oneDNN with packed weights and fused post-ops), median of REPEATS:
+ceiling of its own GEMM shapes (2026-11-26, commit fbfce5d). Each part runs alone, as the
+engine runs it (inference mode, oneDNN with packed weights and fused post-ops), median of
+REPEATS:
   bare GEMMs   every GEMM of one layer as a plain GEMM, on the faster backend for its shape
                (oneDNN with packed weights or torch.mm): the "matmul of comparable shape";
   parts        channel SwiGLU + residual, token-MLP half-block (transposing copy, SwiGLU,
@@ -68,7 +69,7 @@ def budget(B: int) -> None:
     parts["damped update (lerp)"] = (ms(lambda: h.clone().lerp_(z, 0.05), repeats)
                                      - ms(lambda: h.clone(), repeats))
     parts["z + injection"] = ms(lambda: z + inj, repeats)
-    call = ms(lambda: model.f(z, inj, (None, (9, 9)), None), repeats)
+    call = ms(lambda: model.f(z, inj, (None, (9, 9)), None, model.cfg.noise_scale), repeats)
     total = sum(parts.values())
     for name, t in parts.items():
         print(f"  {name:44s} {t:7.2f} ms  {100 * t / total:5.1f}%")

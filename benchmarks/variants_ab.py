@@ -1,15 +1,15 @@
-"""In-model A/B of engine variants tried in sessions 9-10, against the engine as it is, on
-the paper Sudoku model, alternating run by run, each run paired with a 2048^3 matmul on the
-fastest backend. Prints segments/s and % of the paired peak (medians).
+"""In-model A/B of engine variants tried on 2026-11-26 (commits 7ad86a2-fbfce5d), against
+the engine as it is, on the paper Sudoku model, alternating run by run, each run paired with
+a 2048^3 matmul on the fastest backend. Prints segments/s and % of the paired peak (medians).
   token-mkl-view  the token MLP's K = 81 GEMMs with MKL on the transposed view (one GEMM for
                   gate and up, silu and product in place), its down projection on oneDNN;
-  token-mkl-left  the token MLP as MKL weight-on-the-left GEMMs (the session-8 orientation);
+  token-mkl-left  the token MLP as MKL weight-on-the-left GEMMs (as before commit a1686dc);
   blocks-N        every SwiGLU in row blocks of N rows (intermediates stay in L2);
   chunk-N         inference chunks whose largest intermediate is N MiB (now: 16);
   no-noise        β = 0: no Gaussian noise drawn (an upper bound on what faster noise buys);
   noise-threads   the noise drawn in two halves on two threads, each with its own generator
                   seeded from the caller's (torch.randn is one Mersenne Twister on one core);
-  unhoisted       the z_L cycles' injection z_H + x added on every f-call (before session 10;
+  unhoisted       the z_L cycles' injection z_H + x added on every f-call (before commit fbfce5d;
                   now once per cycle: kept);
   vecnorm         rms_norm from torch.linalg.vector_norm (one pass, no x² buffer);
   token-residual  the token MLP's residual add fused into its down GEMM in the transposed

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
@@ -56,6 +55,15 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def pick_dtype(name: str, device):
+    from eqr_solve import precision
+
+    try:
+        return precision.resolve(name, device)
+    except ValueError as e:
+        raise fail(str(e)) from None
+
+
 def pick_device(name: str):
     import torch
 
@@ -99,13 +107,15 @@ def puzzle_text(kind: str, grid: np.ndarray):
 def solve_command(kind: str, path: Path, depth: int, breadth: int, retries: int, halt: Halt,
                   min_steps: int, tol: float, select: Select, weights_name: str | None,
                   device: str, seed: int, noise: float | None, as_json: bool, out_dir: Path | None,
-                  boards: bool | None) -> None:
-    from eqr_solve import weights
+                  boards: bool | None, dtype_name: str = "auto", budget: int = 0) -> None:
+    from eqr_solve import precision, weights
     from eqr_solve.solver import SolveConfig, auto_select, solve
 
-    if depth < 1 or breadth < 1 or retries < 0:
-        raise fail("--depth and --breadth must be at least 1, --retries at least 0")
+    if depth < 1 or breadth < 1 or retries < 0 or budget < 0:
+        raise fail("--depth and --breadth must be at least 1, --retries and --budget at "
+                   "least 0")
     dev = pick_device(device)
+    dtype = pick_dtype(dtype_name, dev)
     files = puzzle_files(path)
     items = read_puzzles(kind, files)
     puzzles = [p for p in items if isinstance(p, Puzzle)]
@@ -122,7 +132,8 @@ def solve_command(kind: str, path: Path, depth: int, breadth: int, retries: int,
     task = get_task(kind)
     if select == Select.auto:
         select = Select(auto_select(halt.value))
-    cfg = SolveConfig(depth=depth, breadth=breadth, retries=retries, halt=halt.value,
+    cfg = SolveConfig(depth=depth, breadth=breadth, retries=retries, budget=budget,
+                      halt=halt.value,
                       min_steps=min_steps, tol=tol, select=select.value, noise=noise, seed=seed)
     show_boards = boards if boards is not None else (len(puzzles) <= 10 and not as_json)
     if select == Select.verify and not as_json:
@@ -137,7 +148,7 @@ def solve_command(kind: str, path: Path, depth: int, breadth: int, retries: int,
     for shape, idx in groups.items():
         name = weights_name or weights.default_name(kind, shape)
         try:
-            model, info = weights.load(name, dev)
+            model, info = weights.load(name, dev, dtype)
             weights.check_compatible(info, kind, shape)
         except weights.WeightsError as e:
             raise fail(str(e)) from None
@@ -165,11 +176,13 @@ def solve_command(kind: str, path: Path, depth: int, breadth: int, retries: int,
         records.append({
             "source": p.source, "kind": kind, "model": model_name,
             "puzzle": puzzle_text(kind, p.grid), "solution": puzzle_text(kind, r.answer),
-            "valid": bool(r.valid), "steps": r.steps, "nfe": r.nfe, "restart": r.restart,
+            "valid": bool(r.valid), "steps": r.steps, "nfe": r.nfe, "stages": r.stages,
+            "restart": r.restart,
             "residuals": [round(x, 6) for x in r.residuals], "q": [round(x, 4) for x in r.q],
             "seconds": round(r.seconds, 4), "depth": depth, "breadth": breadth,
-            "retries": retries,
+            "retries": retries, "budget": budget,
             "halt": halt.value, "select": select.value, "seed": seed,
+            "dtype": precision.NAMES[dtype], "device": dev.type,
         })
     if out_dir is not None:
         out_file.write_text("".join(json.dumps(rec) + "\n" for rec in records))
@@ -188,7 +201,8 @@ def solve_command(kind: str, path: Path, depth: int, breadth: int, retries: int,
         if len(puzzles) > 1 or not show_boards:
             more = f" (+{retries} if unconverged)" if retries else ""
             out.print(render.summary_table(f"{kind}: depth {depth}, breadth {breadth}{more}, "
-                                           f"halt {halt.value}, select {select.value}", summary))
+                                           f"halt {halt.value}, select {select.value}, "
+                                           f"{dev.type} {precision.NAMES[dtype]}", summary))
         if out_dir is not None:
             out.print(f"[dim]records written to {out_file}[/]")
     n_invalid = sum(not rec["valid"] for rec in records)
@@ -203,6 +217,9 @@ BreadthOpt = Annotated[int, typer.Option("--breadth", "-b",
                                          help="Independent random restarts per puzzle (B).")]
 HaltOpt = Annotated[Halt, typer.Option(help="Stop a trajectory early: learned halting head "
                                             "(act), small logit change (residual), or never.")]
+BudgetOpt = Annotated[int, typer.Option(
+    help="NFE per puzzle for escalation: a puzzle still unsettled after the retries gets 4x "
+         "deeper, 2x broader attempts while its worst-case NFE stays within this (0: none).")]
 RetriesOpt = Annotated[int, typer.Option(
     help="More restarts for a puzzle none of whose restarts halted before --depth (no "
          "attractor found); the answer is then chosen among all of them.")]
@@ -216,6 +233,9 @@ WeightsOpt = Annotated[str | None, typer.Option(
     "--weights", "-w", help="Model: bundled name, .safetensors file or hf://REPO/FILE.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda (auto: CUDA with bf16 when "
                                              "available, else CPU fp32).")]
+DtypeOpt = Annotated[str, typer.Option(
+    "--dtype", help="auto, fp32 or bf16. auto: bf16 on CUDA and on CPUs whose bf16 matmul is "
+                    "at least 2x faster than fp32 (measured once, cached), else fp32.")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed (initial latents and noise).")]
 NoiseOpt = Annotated[float | None, typer.Option(help="Noise scale β at inference "
                                                      "(default: the model's).")]
@@ -231,15 +251,16 @@ def sudoku(
     path: Annotated[Path, typer.Argument(help="Puzzle file (one per line, grid, or CSV) or a "
                                               "directory of them.")],
     depth: DepthOpt = 16, breadth: BreadthOpt = 1, retries: RetriesOpt = 7,
-    halt: HaltOpt = Halt.act, min_steps: MinStepsOpt = 2, tol: TolOpt = 0.05,
+    budget: BudgetOpt = 0, halt: HaltOpt = Halt.act, min_steps: MinStepsOpt = 2,
+    tol: TolOpt = 0.05,
     select: SelectOpt = Select.auto,
-    weights: WeightsOpt = None, device: DeviceOpt = "auto", seed: SeedOpt = 0,
-    noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
+    weights: WeightsOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
+    seed: SeedOpt = 0, noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
     boards: BoardsOpt = None,
 ) -> None:
     """Solve Sudoku puzzles (4x4, 6x6, 9x9, ...)."""
     solve_command("sudoku", path, depth, breadth, retries, halt, min_steps, tol, select, weights,
-                  device, seed, noise, json_, out_dir, boards)
+                  device, seed, noise, json_, out_dir, boards, dtype, budget)
 
 
 @app.command()
@@ -247,10 +268,11 @@ def maze(
     path: Annotated[Path, typer.Argument(help="Maze file (# wall, space open, S, G; several "
                                               "mazes separated by blank lines) or a directory.")],
     depth: DepthOpt = 64, breadth: BreadthOpt = 1, retries: RetriesOpt = 7,
-    halt: HaltOpt = Halt.residual, min_steps: MinStepsOpt = 2, tol: TolOpt = 0.3,
+    budget: BudgetOpt = 0, halt: HaltOpt = Halt.residual, min_steps: MinStepsOpt = 2,
+    tol: TolOpt = 0.3,
     select: SelectOpt = Select.auto,
-    weights: WeightsOpt = None, device: DeviceOpt = "auto", seed: SeedOpt = 0,
-    noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
+    weights: WeightsOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
+    seed: SeedOpt = 0, noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
     boards: BoardsOpt = None,
 ) -> None:
     """Find the shortest path through mazes (defaults: up to 64 segments, stopping once the
@@ -258,7 +280,7 @@ def maze(
     bundled model's halting head stops too early on mazes bigger than it was trained on, its
     residual does not: README "maze")."""
     solve_command("maze", path, depth, breadth, retries, halt, min_steps, tol, select, weights,
-                  device, seed, noise, json_, out_dir, boards)
+                  device, seed, noise, json_, out_dir, boards, dtype, budget)
 
 
 # -- weights ------------------------------------------------------------------------------------
@@ -272,13 +294,14 @@ def info_row(info) -> list[str]:
 
 @weights_app.command("list")
 def weights_list() -> None:
-    """Bundled models and models downloaded to the Hugging Face cache."""
+    """Bundled models, registered (converted official) models and models downloaded to the
+    Hugging Face cache."""
     from eqr_solve import weights
 
     table = Table(title="eqr-solve models")
     for col in ("name", "kind", "board", "hidden", "trained (sample-segments)", "file"):
         table.add_column(col)
-    infos = weights.list_bundled() + weights.list_downloaded()
+    infos = weights.list_bundled() + weights.list_user() + weights.list_downloaded()
     for info in infos:
         table.add_row(*info_row(info))
     if not infos:
@@ -305,16 +328,53 @@ def weights_info(name: Annotated[str, typer.Argument(help="Name, file or hf:// a
     out.print_json(json.dumps({"config": info.config.to_dict(), **info.meta}, default=str))
 
 
+def fail_line(message: str, code: int = 2) -> typer.Exit:
+    """``fail`` for messages that hold paths or file contents: no markup, never wrapped."""
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def parse_board(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    h, sep, w = text.lower().partition("x")
+    if not (sep and h.isdigit() and w.isdigit() and int(h) > 0 and int(w) > 0):
+        raise fail_line(f"bad --board {text!r}; expected HxW, e.g. 30x30")
+    return int(h), int(w)
+
+
+BoardOpt = Annotated[str | None, typer.Option(
+    "--board", help="HxW the model was trained on, for an attention checkpoint that does not "
+    "record it (the released models need none).")]
+
+
 @weights_app.command("pull")
 def weights_pull(
     repo_id: Annotated[str, typer.Argument(help="Hugging Face repo, e.g. owner/eqr-sudoku.")],
-    file: Annotated[str, typer.Argument(help="File in the repo.")] = "model.safetensors",
+    file: Annotated[str, typer.Argument(
+        help="File in the repo: an eqr-solve .safetensors, or an official EqR .pth "
+             "(e.g. sudoku-extreme/eqr.pth), converted and registered.")] = "model.safetensors",
     revision: Annotated[str | None, typer.Option(help="Branch, tag or commit to pin.")] = None,
+    name: Annotated[str | None, typer.Option(
+        help="Name to register a converted .pth under (default from the file path: "
+             "sudoku-extreme/eqr.pth -> eqr-sudoku-extreme).")] = None,
+    board: BoardOpt = None,
 ) -> None:
     """Download a model from the Hugging Face Hub into its cache (HF_HOME, HF_HUB_OFFLINE
-    and revisions are respected)."""
-    from eqr_solve import weights
+    and revisions are respected). An official .pth checkpoint (locuslab/EqR-model) is
+    converted once and registered in $EQR_MODELS_DIR (~/.local/share/eqr-solve/models)."""
+    from eqr_solve import official, weights
 
+    if file.endswith((".pth", ".pt")):
+        try:
+            conv, dst = official.pull(repo_id, file, revision, name, parse_board(board))
+        except weights.WeightsError as e:
+            raise fail_line(str(e)) from None
+        out.print(f"[green]✓[/] {dst.stem}: {conv.describe()}; use it with --weights "
+                  f"{dst.stem}", soft_wrap=True)
+        return
     try:
         path = weights.hub_download(repo_id, file, revision)
         info = weights.read_info(path)
@@ -322,6 +382,25 @@ def weights_pull(
         raise fail(str(e)) from None
     out.print(f"[green]✓[/] {info.kind} model at {path}\n"
               f"use it with --weights hf://{repo_id}{'@' + revision if revision else ''}/{file}")
+
+
+@weights_app.command("convert")
+def weights_convert(
+    src: Annotated[Path, typer.Argument(help="An official EqR checkpoint (.pth).")],
+    dst: Annotated[Path, typer.Argument(help="The eqr-solve model to write (.safetensors).")],
+    board: BoardOpt = None,
+) -> None:
+    """Convert an official EqR training checkpoint (torch.save .pth, read without running
+    any of its code) into an eqr-solve model; EMA weights when the checkpoint has them."""
+    from eqr_solve import official, weights
+
+    if dst.suffix != weights.SUFFIX:
+        raise fail_line(f"{dst}: the output must be a {weights.SUFFIX} file")
+    try:
+        conv = official.convert_file(src, dst, parse_board(board))
+    except weights.WeightsError as e:
+        raise fail_line(str(e)) from None
+    out.print(f"[green]✓[/] {dst.stem}: {conv.describe()}", soft_wrap=True)
 
 
 @weights_app.command("bundle")
@@ -528,6 +607,10 @@ def eval_(
     tol: TolOpt = 0.05,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    fp32_latents: Annotated[bool, typer.Option(
+        help="Keep the latents in fp32 under a bf16 network (to measure bf16's effect).")
+    ] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write cells.csv, result.json "
                                                  "and PNG figures here.")] = None,
 ) -> None:
@@ -540,10 +623,11 @@ def eval_(
     if halt not in ("both", "none", "act", "residual"):
         raise fail("--halt must be both, none, act or residual")
     dev = pick_device(device)
+    dt = pick_dtype(dtype, dev)
     try:
         ds = load_eval_data(kind.value, data_specs, limit)
         name = weights_name or weights.default_name(kind.value, ds.shape)
-        model, info = weights.load(name, dev)
+        model, info = weights.load(name, dev, dt)
         weights.check_compatible(info, kind.value, ds.shape)
     except (InputError, weights.WeightsError) as e:
         raise fail(str(e)) from None
@@ -552,8 +636,11 @@ def eval_(
                   TimeRemainingColumn(), console=err, transient=True) as progress:
         bar = progress.add_task(f"eval {info.name}", total=total)
         result = E.evaluate(model, ds, depths, breadths, halt=halt, seed=seed, tol=tol,
-                            progress=lambda n: progress.advance(bar, n))
+                            progress=lambda n: progress.advance(bar, n),
+                            fp32_latents=fp32_latents)
     result["model"] = info.name
+    result["dtype"] = str(dt).removeprefix("torch.") + (" (fp32 latents)" if fp32_latents
+                                                         else "")
     result["data"] = data_specs
     for table in render.eval_tables(result):
         out.print(table)
@@ -580,6 +667,7 @@ def landscape(
                                                    "file).")] = None,
     weights_name: WeightsOpt = None,
     device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
     seed: SeedOpt = 0,
     json_: JsonOpt = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write landscape.json and a "
@@ -608,7 +696,7 @@ def landscape(
         raise fail(f"{item.source}: {item.message}")
     try:
         model, info = weights.load(weights_name or weights.default_name(k, item.grid.shape),
-                                   dev)
+                                   dev, pick_dtype(dtype, dev))
         weights.check_compatible(info, k, item.grid.shape)
     except weights.WeightsError as e:
         raise fail(str(e)) from None
@@ -646,16 +734,23 @@ def bench(
                                              "test).")] = False,
     parts: Annotated[str, typer.Option(help="What to measure: any of inference, solving, "
                                             "training.")] = "inference,solving,training",
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="fp32, bf16, both, or auto (the dtype the tool picks here).")] = "both",
+    models: Annotated[str | None, typer.Option(
+        help="Only these models (comma-separated: paper-sudoku and bundled names).")] = None,
+    recipes: Annotated[str | None, typer.Option(
+        help="Only these CPU recipes for the training rows (comma-separated names).")] = None,
 ) -> None:
-    """Measure matmul peak, segment inference (paper Sudoku model and bundled models),
-    end-to-end solving with and without ACT halting, and training throughput."""
+    """Measure each dtype's matmul peak, segment inference (paper Sudoku model and bundled
+    models), end-to-end solving with and without ACT halting, and training throughput; each
+    dtype is reported against its own peak, and bf16 against fp32."""
     import copy
 
     import torch
 
     from eqr_solve import bench as Bn
+    from eqr_solve import precision, weights
     from eqr_solve import train as trainer
-    from eqr_solve import weights
     from eqr_solve.data import generate
     from eqr_solve.model import EqR
 
@@ -663,78 +758,92 @@ def bench(
     wanted = {p.strip() for p in parts.split(",")}
     if not wanted <= {"inference", "solving", "training"}:
         raise fail(f"--parts takes inference, solving and/or training, not {parts!r}")
-    report: dict = {"machine": Bn.machine(), "inference": [], "solving": [], "training": []}
+    if dtype == "both":
+        dtypes = [torch.float32, torch.bfloat16]
+    else:
+        dtypes = [pick_dtype(dtype, torch.device("cpu"))]
+    machine = dict(Bn.machine(), cpu_bf16=precision.cpu_has_bf16(),
+                   auto_dtype=precision.NAMES[precision.resolve("auto", torch.device("cpu"))])
+    report: dict = {"machine": machine, "peaks": {}, "inference": [], "solving": [],
+                    "training": []}
     peak_n = 512 if quick else 2048
-    peak = Bn.matmul_peak(peak_n, repeats)
-    report["peak"] = peak
-    each = ", ".join(f"{k} {v:.0f}" for k, v in peak["by_backend"].items())
-    err.print(f"peak: {peak['gflops_max']:.0f} GFLOP/s ({peak['what']}; {each})")
+    for dt in dtypes:
+        peak = Bn.matmul_peak(peak_n, repeats, dt)
+        report["peaks"][precision.NAMES[dt]] = peak
+        each = ", ".join(f"{k} {v:.0f}" for k, v in peak["by_backend"].items())
+        err.print(f"peak: {peak['gflops_max']:.0f} GFLOP/s ({peak['what']}; {each})")
+    report["peak"] = report["peaks"][precision.NAMES[dtypes[0]]]
     torch.manual_seed(0)
-    models = [("paper-sudoku", EqR(Bn.PAPER_SUDOKU).eval(), (9, 9))]
+    todo = [("paper-sudoku", EqR(Bn.PAPER_SUDOKU).eval(), (9, 9))]
     for info in weights.list_bundled():
         m, _ = weights.load(str(info.path))
-        models.append((info.name, m, info.board or (15, 15)))
+        todo.append((info.name, m, info.board or (15, 15)))
+    if models:
+        todo = [t for t in todo if t[0] in models.split(",")]
     if quick:
-        models = models[:1]
+        todo = todo[:1]
     if compiled:  # every model and batch size recompiles the shared Block.forward; past the
         # default limit (8) dynamo silently runs eager, and "compiled" rows would be mislabelled
         import torch._dynamo.config as dynamo_config
 
         dynamo_config.recompile_limit = 256
-    backend = peak["backend"]
-    before = [("eager, no oneDNN", Bn.default_blas)] if "oneDNN" in peak["by_backend"] else []
-    for name, model, shape in models if "inference" in wanted else []:
-        variants = [("eager", model, contextlib.nullcontext)]
-        if name == "paper-sudoku":  # the same run measures what the oneDNN path buys
-            variants += [(mode, model, ctx) for mode, ctx in before]
-        if compiled:
-            c = copy.deepcopy(model)
-            if c.compile_blocks():
-                variants.append(("compiled", c, contextlib.nullcontext))
-        for mode, m, ctx in variants:
-            for b in sizes:
-                with ctx():
-                    r = Bn.inference(m, b, shape, repeats, peak_n, backend)
-                gemm = Bn.model_gemm(m, b, shape, backend=backend)
-                r.update(model=name, mode=mode, gemm_gflops=gemm,
-                         pct_gemm=100 * r["gflops_max"] / gemm,
-                         pct_peak=100 * r["gflops_max"] / peak["gflops_max"])
-                report["inference"].append(r)
-                err.print(f"  {name} {mode} batch {b}: {r['segments_per_s_max']:.1f} seg/s")
-    sudoku_models = [i for i in weights.list_bundled() if i.name == "sudoku-9x9"]
-    if sudoku_models and not quick and "solving" in wanted:
-        model, _ = weights.load("sudoku-9x9")
+    for dt in dtypes:
+        peak = report["peaks"][precision.NAMES[dt]]
+        backend = peak["backend"]
+        for name, model, shape in todo if "inference" in wanted else []:
+            m = copy.deepcopy(model).to(dt)
+            variants = [("eager", m)]
+            if compiled:
+                c = copy.deepcopy(m)
+                if c.compile_blocks():
+                    variants.append(("compiled", c))
+            for mode, v in variants:
+                for b in sizes:
+                    r = Bn.inference(v, b, shape, repeats, peak_n, backend)
+                    gemm = Bn.model_gemm(v, b, shape, backend=backend, dtype=dt)
+                    r.update(model=name, mode=mode, gemm_gflops=gemm,
+                             pct_gemm=100 * r["gflops_max"] / gemm,
+                             pct_peak=100 * r["gflops_max"] / peak["gflops_max"])
+                    report["inference"].append(r)
+                    err.print(f"  {name} {mode} {r['dtype']} batch {b}: "
+                              f"{r['segments_per_s_max']:.1f} seg/s")
+    if weights.list_bundled() and not quick and "solving" in wanted:
         report["load_seconds"] = Bn.load_time("sudoku-9x9")
         grids = generate("sudoku", 16, seed=123, n=9, blanks=[40, 50]).inputs
-        for depth, breadth, n in ((16, 1, 16), (64, 8, 4)):
-            for halt in ("none", "act"):
-                r = Bn.solving(model, grids[:n], depth, breadth, halt)
-                report["solving"].append(r)
-                err.print(f"  solve D{depth} B{breadth} {halt}: {r['puzzles_per_s']:.2f}/s")
-        r = Bn.solving(model, grids[:1], 16, 1, "none")
-        report["single_puzzle_seconds"] = r["seconds"]
-    recipes = ([] if quick or "training" not in wanted
-               else sorted(trainer.RECIPES_DIR.glob("*cpu*.toml")))
-    for path in recipes:
+        for dt in dtypes:
+            model, _ = weights.load("sudoku-9x9", "cpu", dt)
+            for depth, breadth, n in ((16, 1, 16), (64, 8, 4)):
+                for halt in ("none", "act"):
+                    r = Bn.solving(model, grids[:n], depth, breadth, halt)
+                    report["solving"].append(r)
+                    err.print(f"  solve {r['dtype']} D{depth} B{breadth} {halt}: "
+                              f"{r['puzzles_per_s']:.2f}/s")
+    recipe_files = ([] if quick or "training" not in wanted
+                    else sorted(trainer.RECIPES_DIR.glob("*cpu*.toml")))
+    if recipes:
+        recipe_files = [p for p in recipe_files if p.stem in recipes.split(",")]
+    for path in recipe_files:
         rec = trainer.load_recipe(str(path))
         if rec.get("init_from"):  # a fine-tune stage: the same shapes as the recipe it starts from
             continue
-        model = EqR(trainer.model_config(rec))
         shape = tuple(rec["board"]) if rec.get("board") else (15, 15)
         batch = trainer.train_config(rec).batch_size
-        modes = [("eager", contextlib.nullcontext)] + before
-        modes += [("compiled", contextlib.nullcontext)] if compiled else []
-        for mode, ctx in modes:  # compiled last: compile_blocks changes the model in place
-            if mode == "compiled" and not model.compile_blocks():
-                continue
-            with ctx():
-                r = Bn.training(model, batch, shape, repeats, peak_n, backend)
-            gemm = Bn.model_gemm(model, batch, shape, training=True, backend=backend)
-            r.update(recipe=path.stem, mode=mode, gemm_gflops=gemm,
-                     pct_gemm=100 * r["gflops_max"] / gemm,
-                     pct_peak=100 * r["gflops_max"] / peak["gflops_max"])
-            report["training"].append(r)
-            err.print(f"  train {path.stem} {mode}: {r['samples_per_s_max']:.1f} samples/s")
+        for dt in dtypes:
+            peak = report["peaks"][precision.NAMES[dt]]
+            model = EqR(trainer.model_config(rec))
+            modes = ["eager"] + (["compiled"] if compiled else [])
+            for mode in modes:  # compiled last: compile_blocks changes the model in place
+                if mode == "compiled" and not model.compile_blocks():
+                    continue
+                r = Bn.training(model, batch, shape, repeats, peak_n, peak["backend"], dt)
+                gemm = Bn.model_gemm(model, batch, shape, training=True,
+                                     backend=peak["backend"], dtype=dt)
+                r.update(recipe=path.stem, mode=mode, gemm_gflops=gemm,
+                         pct_gemm=100 * r["gflops_max"] / gemm,
+                         pct_peak=100 * r["gflops_max"] / peak["gflops_max"])
+                report["training"].append(r)
+                err.print(f"  train {path.stem} {mode} {r['dtype']}: "
+                          f"{r['samples_per_s_max']:.1f} samples/s")
     for table in render.bench_tables(report):
         out.print(table)
     if json_path:

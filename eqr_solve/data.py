@@ -5,6 +5,7 @@ the trainer draws from.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -15,9 +16,23 @@ import numpy as np
 
 from eqr_solve.tasks import InputError, get_task, read_text
 
-SHARED_DIR = Path(os.environ.get("EQR_SHARED_DATA", Path(__file__).resolve().parents[2]
-                                 / "shared" / "data"))
+# Where the shared collections live: ``EQR_DATA_DIR`` (``EQR_SHARED_DATA`` is the older name),
+# else the development layout, ``../shared/data`` beside the repository. A ``data_dir``/
+# ``shared_dir`` argument overrides both. The directory holds ``sudoku/FILE`` (or FILE itself).
+DATA_DIR_VARS = ("EQR_DATA_DIR", "EQR_SHARED_DATA")
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DIR = DEFAULT_DATA_DIR  # the development layout (kept for older callers)
+COLLECTIONS = ("puzzles2_17_clue.txt", "puzzles3_magictour_top1465.txt",
+               "puzzles5_forum_hardest_1905_11+.txt", "puzzles6_forum_hardest_1106.txt",
+               "puzzles7_serg_benchmark.txt")
 TEST_ONLY_FILES = ("puzzles3_magictour_top1465.txt", "puzzles6_forum_hardest_1106.txt")
+PUBLISHED = ("the public Sudoku benchmark collections behind Sudoku-Extreme (17-clue list, "
+             "magictour top1465, forum hardest lists, serg benchmark), published together in "
+             "tdoku's data.zip: https://github.com/t-dillon/tdoku")
+# The test split of the shared collections, carried by the package so that the split guard
+# works without them: 8-byte digests of the canonical key of every test puzzle
+# (`make_fingerprint`; regenerate with `python tools/make_fingerprint.py`).
+FINGERPRINT = Path(__file__).resolve().parent / "resources" / "test_split_fingerprint.npz"
 
 
 @dataclass
@@ -90,20 +105,24 @@ def split_of(file_name: str, number: int) -> str:
 
 
 def load_collection(name: str, split: str, limit: int | None = None,
-                    shared_dir: Path | None = None) -> Dataset:
-    """One shared Sudoku collection's split, labelled by the exact solver and rated."""
+                    shared_dir: Path | str | None = None, holdout: int = 0) -> Dataset:
+    """One shared Sudoku collection's split, labelled by the exact solver and rated.
+
+    ``holdout`` sets aside the last that many puzzles of the train split: ``split="train"``
+    leaves them out and ``split="holdout"`` is exactly them (a run's held-out set, drawn from
+    its own training material and never trained on)."""
     sudoku = get_task("sudoku")
-    path = (shared_dir or SHARED_DIR) / "sudoku" / name
-    if not path.exists():
-        raise InputError(f"shared collection not found: {path}")
-    if split not in ("train", "test"):
-        raise ValueError("split must be 'train' or 'test'")
-    lines = [(n, s) for n, s in collection_lines(path) if split_of(path.name, n) == split]
+    path = collection_path(name, shared_dir)
+    if split not in ("train", "test", "holdout"):
+        raise ValueError("split must be 'train', 'test' or 'holdout'")
+    lines = [(n, s) for n, s in collection_lines(path)
+             if split_of(path.name, n) == ("test" if split == "test" else "train")]
+    if split != "test" and holdout:
+        lines = lines[len(lines) - holdout:] if split == "holdout" else lines[:-holdout]
     grids = np.stack([sudoku.from_line(s[:81]) for _, s in lines])
     dropped = 0
-    if split == "train":  # a puzzle that is also a test puzzle elsewhere is a test puzzle
-        test = test_keys(shared_dir or SHARED_DIR)
-        keep = [i for i, g in enumerate(grids) if sudoku.canonical_key(g) not in test]
+    if split != "test":  # a puzzle that is also a test puzzle elsewhere is a test puzzle
+        keep = np.flatnonzero(~split_guard(shared_dir).holds(grids))
         dropped = len(lines) - len(keep)
         lines, grids = [lines[i] for i in keep], grids[keep]
     if limit is not None:
@@ -112,7 +131,7 @@ def load_collection(name: str, split: str, limit: int | None = None,
     if not ok.all():
         raise InputError(f"{path}: {int((~ok).sum())} puzzles have no solution")
     ambiguous = 0
-    if split == "train":  # a label is only meaningful when the solution is unique
+    if split != "test":  # a label is only meaningful when the solution is unique
         unique = np.array([sudoku.count_solutions(g, 2) == 1 for g in grids])
         ambiguous = int((~unique).sum())
         lines, grids, labels = [x for x, u in zip(lines, unique) if u], grids[unique], \
@@ -139,30 +158,145 @@ def drop_seen(dataset: Dataset, others: list[Dataset]) -> tuple[Dataset, int]:
                    manifest), dropped
 
 
-def assert_no_test_puzzles(dataset: Dataset, shared_dir: Path | None = None) -> None:
+def assert_no_test_puzzles(dataset: Dataset, shared_dir: Path | str | None = None) -> None:
     """Refuse a training set that holds a test puzzle of a shared collection (or a relabelled
-    copy of one). Only 9x9 Sudoku can collide with the shared collections."""
+    copy of one). Only 9x9 Sudoku can collide with the shared collections.
+
+    Checked against the collections found in the data directory and against the packaged
+    fingerprint of their test split, so it never passes for want of the collections; with
+    neither, it refuses (`split_guard`)."""
     if dataset.kind != "sudoku" or dataset.shape != (9, 9):
         return
-    test, key = test_keys(shared_dir or SHARED_DIR), get_task("sudoku").canonical_key
-    bad = [s for s, g in zip(dataset.source, dataset.inputs) if key(g) in test]
-    if bad:
+    held = split_guard(shared_dir).holds(dataset.inputs)
+    if held.any():
+        bad = [s for s, h in zip(dataset.source, held) if h]
         raise ValueError(f"training data holds {len(bad)} test puzzles, e.g. {bad[0]}")
 
 
+def data_dir(override: Path | str | None = None) -> Path:
+    """The directory of the shared collections: ``override``, else ``$EQR_DATA_DIR`` (or
+    ``$EQR_SHARED_DATA``), else the development layout ``../shared/data``."""
+    if override:
+        return Path(override)
+    for var in DATA_DIR_VARS:
+        if os.environ.get(var):
+            return Path(os.environ[var])
+    return DEFAULT_DATA_DIR
+
+
+def _sudoku_dir(directory: Path) -> Path:
+    return directory / "sudoku" if (directory / "sudoku").is_dir() else directory
+
+
+def _collection_files(directory: Path) -> list[Path]:
+    """Every collection file of a data directory: all ``sudoku/*.txt``, or, for a directory
+    that holds the files themselves, those of ``COLLECTIONS`` found there."""
+    if (directory / "sudoku").is_dir():
+        return sorted((directory / "sudoku").glob("*.txt"))
+    return [directory / n for n in COLLECTIONS if (directory / n).is_file()]
+
+
+def collection_path(name: str, shared_dir: Path | str | None = None) -> Path:
+    """The file of one shared collection, or one line saying which file is missing, where it
+    was looked for and where the collections are published."""
+    directory = data_dir(shared_dir)
+    path = _sudoku_dir(directory) / name
+    if not path.is_file():
+        raise InputError(f"shared collection {name} not found in {directory} (or its sudoku/; "
+                         f"set EQR_DATA_DIR or pass a data directory): it is one of {PUBLISHED}")
+    return path
+
+
+def digests(keys) -> np.ndarray:
+    """8-byte digests (blake2b) of canonical keys, as uint64: what the fingerprint holds."""
+    return np.array([int.from_bytes(hashlib.blake2b(k, digest_size=8).digest(), "little")
+                     for k in keys], dtype=np.uint64)
+
+
+@dataclass
+class SplitGuard:
+    """What the split guard checks against: the canonical keys of the test puzzles in the
+    collections found, and the packaged fingerprint's digests (either may be empty)."""
+
+    keys: set[bytes]
+    fingerprint: np.ndarray
+
+    def holds(self, grids) -> np.ndarray:
+        """Per 9x9 grid: is it a test puzzle, or a relabelled copy of one?"""
+        key = get_task("sudoku").canonical_key
+        ks = [key(g) for g in grids]
+        held = np.array([k in self.keys for k in ks], dtype=bool)
+        if len(self.fingerprint) and len(ks):
+            held |= np.isin(digests(ks), self.fingerprint)
+        return held
+
+
 _TEST_KEYS: dict[Path, set[bytes]] = {}
+_FINGERPRINTS: dict[Path, np.ndarray] = {}
 
 
-def test_keys(shared_dir: Path) -> set[bytes]:
-    if shared_dir not in _TEST_KEYS:
+def test_keys(shared_dir: Path | str | None = None) -> set[bytes]:
+    """Canonical keys of the test puzzles of every collection file in the data directory
+    (empty when there is none)."""
+    directory = data_dir(shared_dir)
+    if directory not in _TEST_KEYS:
         sudoku = get_task("sudoku")
         keys: set[bytes] = set()
-        for path in sorted((shared_dir / "sudoku").glob("*.txt")):
+        for path in _collection_files(directory):
             lines = [s for n, s in collection_lines(path) if split_of(path.name, n) == "test"]
-            if lines:
-                keys |= {sudoku.canonical_key(sudoku.from_line(s[:81])) for s in lines}
-        _TEST_KEYS[shared_dir] = keys
-    return _TEST_KEYS[shared_dir]
+            keys |= {sudoku.canonical_key(sudoku.from_line(s[:81])) for s in lines}
+        _TEST_KEYS[directory] = keys
+    return _TEST_KEYS[directory]
+
+
+def load_fingerprint(path: Path | None = None) -> np.ndarray | None:
+    """The packaged fingerprint's sorted digests, or None when the file is missing."""
+    path = Path(path or FINGERPRINT)
+    if path not in _FINGERPRINTS:
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as f:
+            _FINGERPRINTS[path] = np.sort(f["digests"].astype(np.uint64))
+    return _FINGERPRINTS[path]
+
+
+def split_guard(shared_dir: Path | str | None = None,
+               fingerprint: Path | None = None) -> SplitGuard:
+    """The test split to guard: the collections present plus the packaged fingerprint. Without
+    the fingerprint every shared collection must be present, else one line refuses."""
+    digest = load_fingerprint(fingerprint)
+    directory = data_dir(shared_dir)
+    if digest is None:
+        missing = [n for n in COLLECTIONS if not (_sudoku_dir(directory) / n).is_file()]
+        if missing:
+            raise InputError(
+                f"cannot check training data against the test split: no fingerprint at "
+                f"{fingerprint or FINGERPRINT} and {missing[0]} not found in {directory} "
+                f"(set EQR_DATA_DIR): it is one of {PUBLISHED}")
+        digest = np.zeros(0, np.uint64)
+    return SplitGuard(test_keys(directory), digest)
+
+
+def make_fingerprint(out: Path | None = None, shared_dir: Path | str | None = None) -> Path:
+    """Write the fingerprint of the test split of every shared collection (all of
+    ``COLLECTIONS`` must be present): sorted uint64 digests of their canonical keys."""
+    sudoku, files, counts, keys = get_task("sudoku"), [], [], set()
+    for name in COLLECTIONS:
+        lines = [s for n, s in collection_lines(collection_path(name, shared_dir))
+                 if split_of(name, n) == "test"]
+        files.append(name)
+        counts.append(len(lines))
+        keys |= {sudoku.canonical_key(sudoku.from_line(s[:81])) for s in lines}
+    d = np.unique(digests(sorted(keys)))
+    if len(d) != len(keys):
+        raise ValueError("two test keys share a digest: use longer digests")
+    out = Path(out or FINGERPRINT)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, digests=d, files=np.array(files), test_puzzles=np.array(counts),
+                        hash=np.array("blake2b-8 of tasks.sudoku.canonical_key, little-endian"))
+    _FINGERPRINTS.pop(out.resolve(), None)
+    _FINGERPRINTS.pop(out, None)
+    return out
 
 
 # -- generated data -----------------------------------------------------------------------------

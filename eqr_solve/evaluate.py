@@ -10,17 +10,56 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from eqr_solve import data as D
 from eqr_solve.data import Dataset
+from eqr_solve.errors import InputError
 from eqr_solve.model import EqR
 from eqr_solve.solver import Snapshot, SolveConfig, auto_select, run_trajectories, select_restart
-from eqr_solve.tasks import get_task
+from eqr_solve.tasks import Puzzle, PuzzleError, get_task, puzzle_files, read_puzzles
 
 RULES = ("residual", "vote", "q")
+
+
+def load_eval_data(kind: str, specs: Sequence[str], limit: int | None = None,
+                   on_skip: Callable[[PuzzleError], None] | None = None) -> Dataset:
+    """The evaluation set of ``--data`` values: a saved dataset (``eqr-solve data``),
+    ``shared:FILE[:split]`` (a shared collection, test split by default), or puzzle files and
+    folders (labelled by the exact solver). ``limit`` caps each part; ``on_skip`` hears of every
+    puzzle or directory entry left out."""
+    parts = []
+    for spec in specs:
+        if spec.startswith("shared:"):
+            _, name, *rest = spec.split(":")
+            ds = D.load_collection(name, rest[0] if rest else "test", limit)
+        elif spec.endswith((".npz", ".json")) or Path(spec + ".npz").exists():
+            ds = D.Dataset.load(spec)
+            if limit:
+                ds = ds.subset(np.arange(min(limit, len(ds))))
+        else:
+            files, skipped = puzzle_files(Path(spec))
+            items = skipped + read_puzzles(kind, files)
+            for item in items:
+                if isinstance(item, PuzzleError) and on_skip is not None:
+                    on_skip(item)
+            puzzles = [p for p in items if isinstance(p, Puzzle)][:limit]
+            if not puzzles:
+                raise InputError(f"{spec}: no usable puzzle")
+            if len({p.grid.shape for p in puzzles}) > 1:
+                raise InputError(f"{spec}: puzzles of several board sizes; evaluate one at a "
+                                 "time")
+            ds = D.from_puzzles(kind, puzzles, spec)
+        if ds.kind != kind:
+            raise InputError(f"{spec} holds {ds.kind} puzzles, not {kind}")
+        parts.append(ds)
+    if not parts:
+        raise InputError("no --data given")
+    return D.concat(parts) if len(parts) > 1 else parts[0]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -77,10 +116,10 @@ class Pass:
 
 
 def run_pass(model: EqR, ds: Dataset, depths: Sequence[int], breadth: int, halt: str,
-             seed: int, progress=None, tol: float = 0.05) -> Pass:
+             seed: int, progress=None, tol: float = 0.05, fp32_latents: bool = False) -> Pass:
     task = get_task(ds.kind)
     cfg = SolveConfig(depth=max(depths), breadth=breadth, halt=halt, seed=seed,
-                      record_depths=tuple(depths), tol=tol)
+                      record_depths=tuple(depths), tol=tol, fp32_latents=fp32_latents)
     run, seconds = run_trajectories(model, ds.inputs, cfg, progress)
     snaps = run.snapshots_out()
     puzzles = np.repeat(ds.inputs, breadth, axis=0)
@@ -194,7 +233,8 @@ def strata(ds: Dataset) -> dict[str, np.ndarray]:
 
 
 def evaluate(model: EqR, ds: Dataset, depths: Sequence[int], breadths: Sequence[int],
-             halt: str = "both", seed: int = 0, progress=None, tol: float = 0.05) -> dict:
+             halt: str = "both", seed: int = 0, progress=None, tol: float = 0.05,
+             fp32_latents: bool = False) -> dict:
     """The whole evaluation: grid cells per stratum, ACT vs fixed depth, alignment.
 
     ``halt``: "both" runs every segment (the paper's protocol) and then with learned
@@ -209,7 +249,7 @@ def evaluate(model: EqR, ds: Dataset, depths: Sequence[int], breadths: Sequence[
     passes = {"both": ("none", "act"), "none": ("none",), "act": ("act",),
               "residual": ("residual",)}[halt]
     for i, mode in enumerate(passes):
-        p = run_pass(model, ds, depths, B, mode, seed, progress, tol)
+        p = run_pass(model, ds, depths, B, mode, seed, progress, tol, fp32_latents)
         result[f"seconds_{mode}_pass"] = p.seconds
         key = "cells" if i == 0 else "act"
         for name, rows in strata(ds).items():

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+MAX_PARAMETERS = 500_000_000  # a model file describing more is refused (4.9M for the paper's)
 TRUNC_STD = 0.8796256610342398  # std of a standard normal truncated to [-2, 2]
 # Inference on CPU runs a big batch in row chunks whose largest intermediate stays under this:
 # bigger buffers are mmapped and page-faulted afresh on every call (measured with
@@ -46,17 +47,80 @@ class EqRConfig:
     q_pool: str = "first"  # halting logit from cell 0 ("first", the reference), from the mean
     # latent over cells ("mean") or a smooth minimum of every cell's logit ("softmin")
     rms_norm_eps: float = 1e-5
+    q_outputs: int = 1  # halting-head outputs; only the first (q_halt) is used. The paper's
+    # released checkpoints have 2 (an unused q_continue), kept so they load strictly
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> EqRConfig:
+        """A config from untrusted data (a file's metadata, a recipe): every field is checked
+        for type and range, and the model's size against a budget, before anything is built
+        (a hostile ``H_cycles=1e9`` or ``hidden_size=1e7`` must fail here, not hang)."""
+        if not isinstance(d, dict):
+            raise ValueError("model config must be a mapping")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
-        return cls(**d)
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        def integer(name: str, lo: int, hi: int) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"model config {name}={v!r}: must be an integer in [{lo}, {hi}]")
+
+        def real(name: str, lo: float, hi: float, open_lo: bool = False) -> None:
+            v = getattr(self, name)
+            ok = (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                  and (lo < v if open_lo else lo <= v) and v <= hi)
+            if not ok:
+                raise ValueError(f"model config {name}={v!r}: must be a number in "
+                                 f"{'(' if open_lo else '['}{lo}, {hi}]")
+
+        def choice(name: str, options: tuple) -> None:
+            if getattr(self, name) not in options:
+                raise ValueError(f"model config {name}={getattr(self, name)!r}: choose "
+                                 f"{', '.join(options)}")
+
+        integer("vocab_size", 2, 4096)
+        integer("seq_len", 0, 1_000_000)
+        integer("hidden_size", 1, 8192)
+        integer("num_heads", 1, 1024)
+        integer("L_layers", 1, 64)
+        integer("H_cycles", 1, 64)
+        integer("L_cycles", 1, 64)
+        integer("q_outputs", 1, 2)
+        real("expansion", 0.0, 16.0, open_lo=True)
+        real("rope_theta", 0.0, 1e9, open_lo=True)
+        real("lambda_", 0.0, 1.0, open_lo=True)
+        real("noise_scale", 0.0, 10.0)
+        real("init_std", 0.0, 100.0)
+        real("down_proj_init_scale", 0.0, 100.0)
+        real("rms_norm_eps", 0.0, 1.0, open_lo=True)
+        choice("mixer", ("mlp_t", "attn", "conv"))
+        choice("pos_encoding", ("none", "rope", "rope2d"))
+        choice("q_pool", ("first", "mean", "softmin"))
+        if not isinstance(self.random_init, bool):
+            raise ValueError(f"model config random_init={self.random_init!r}: must be true/false")
+        if self.mixer == "mlp_t" and self.seq_len < 1:
+            raise ValueError("model config: the mlp_t mixer needs seq_len >= 1")
+        if self.hidden_size % self.num_heads:
+            raise ValueError("model config: hidden_size must be a multiple of num_heads")
+        if self.parameter_estimate() > MAX_PARAMETERS:
+            raise ValueError(f"model config describes ~{self.parameter_estimate():,} "
+                             f"parameters, over the {MAX_PARAMETERS:,} this tool accepts")
+
+    def parameter_estimate(self) -> int:
+        D = self.hidden_size
+        inter = swiglu_width(D, self.expansion)
+        per_block = 3 * D * inter + (3 * self.seq_len * swiglu_width(self.seq_len, self.expansion)
+                                     if self.mixer == "mlp_t" else 4 * D * D)
+        return self.L_layers * per_block + 2 * self.vocab_size * D
 
 
 def variant(cfg: EqRConfig, name: str) -> EqRConfig:
@@ -80,10 +144,13 @@ def trunc_normal_(t: Tensor, std: float, generator: torch.Generator | None = Non
 
 
 def rms_norm(x: Tensor, dim: int = -1, eps: float = 1e-5) -> Tensor:
-    """Parameter-free RMSNorm (the reference has no learnable gain). Without autograd it
-    scales ``x`` in place: ``x`` must then be a fresh intermediate."""
-    scale = torch.rsqrt(x.pow(2).mean(dim, keepdim=True) + eps)
-    return x * scale if torch.is_grad_enabled() else x.mul_(scale)
+    """Parameter-free RMSNorm (the reference has no learnable gain); the mean square is
+    accumulated in fp32 whatever ``x``'s dtype (as the reference). Without autograd it scales
+    ``x`` in place: ``x`` must then be a fresh intermediate."""
+    scale = torch.rsqrt(x.pow(2).mean(dim, keepdim=True, dtype=torch.float32) + eps)
+    if torch.is_grad_enabled():
+        return (x * scale).to(x.dtype)
+    return x.mul_(scale)
 
 
 def onednn_available() -> bool:
@@ -104,8 +171,12 @@ ONEDNN_CPU = onednn_available()
 
 
 def fused_cpu(x: Tensor) -> bool:
-    """Whether ``linear`` on ``x`` takes the oneDNN path: CPU, fp32, no autograd, not traced."""
-    return (ONEDNN_CPU and x.device.type == "cpu" and x.dtype == torch.float32
+    """Whether ``linear`` on ``x`` takes the oneDNN path: CPU, fp32 or bf16 (the weights in
+    the same dtype), no autograd, not traced. In bf16 the fused silu/product/residual run on
+    the fp32 accumulator before rounding, and the unfused bf16 elementwise ops cost 3x the
+    GEMMs (docs/performance.md)."""
+    return (ONEDNN_CPU and x.device.type == "cpu"
+            and x.dtype in (torch.float32, torch.bfloat16)
             and not torch.is_grad_enabled() and not torch.compiler.is_compiling())
 
 
@@ -148,28 +219,30 @@ class SwiGLU(nn.Module):
     def __getstate__(self) -> dict:  # packed oneDNN tensors have no storage to copy or pickle
         return {**self.__dict__, "_packed": None}
 
-    def packed_weights(self) -> tuple[Tensor, Tensor, Tensor]:
+    def packed_weights(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
         """gate, up and down in oneDNN's own layout, packed once per weight version: CPU
         inference then does not re-pack them on every call (+17-20% at 81 rows, +3-6% at
         1,296: benchmarks/packed_weights.py). Any in-place change of the weights (an
         optimizer step, a load) bumps their version and re-packs. Weights created under
-        ``torch.inference_mode`` have no version to watch, so they are packed on every call."""
+        ``torch.inference_mode`` have no version to watch, so they are packed on every call.
+        ``dtype`` is the activations' (bf16 activations get bf16 copies of fp32 weights: the
+        no-grad cycles of bf16 training)."""
         w_gu, w_d = self.gate_up.weight, self.down.weight
         if w_gu.is_inference() or w_d.is_inference():  # no version counter: pack every call
-            return self._pack()
-        key = (w_gu._version, w_d._version, w_gu.data_ptr(), w_d.data_ptr())
+            return self._pack(dtype)
+        key = (w_gu._version, w_d._version, w_gu.data_ptr(), w_d.data_ptr(), dtype)
         if self._packed is None or self._packed[0] != key:
-            self._packed = (key, *self._pack())
+            self._packed = (key, *self._pack(dtype))
         return self._packed[1:]
 
-    def _pack(self) -> tuple[Tensor, Tensor, Tensor]:
+    def _pack(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
         pack = torch.ops.mkldnn._reorder_linear_weight
-        gate, up = self.gate_up.weight.detach().chunk(2, dim=0)
-        return pack(gate, None), pack(up, None), pack(self.down.weight.detach(), None)
+        gate, up = self.gate_up.weight.detach().to(dtype).chunk(2, dim=0)
+        return pack(gate, None), pack(up, None), pack(self.down.weight.detach().to(dtype), None)
 
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
         if fused_cpu(x):
-            gate_w, up_w, down_w = self.packed_weights()
+            gate_w, up_w, down_w = self.packed_weights(x.dtype)
         else:
             (gate_w, up_w), down_w = self.gate_up.weight.chunk(2, dim=0), self.down.weight
         product = linear(x, up_w, "mul", linear(x, gate_w, "swish"))
@@ -235,7 +308,9 @@ class Attention(nn.Module):
         heads = self.num_heads
         q, k, v = self.qkv(h).view(L, B, 3, heads, D // heads).permute(2, 1, 3, 0, 4)
         if rope is not None:
-            q, k = apply_rope(q, *rope, self.two_d), apply_rope(k, *rope, self.two_d)
+            # rotated in fp32 (the tables are fp32, as the reference), then cast back
+            q = apply_rope(q, *rope, self.two_d).to(v.dtype)
+            k = apply_rope(k, *rope, self.two_d).to(v.dtype)
         y = F.scaled_dot_product_attention(q, k, v)  # [B, heads, L, head_dim]
         return self.out(y.permute(2, 0, 1, 3).reshape(L, B, D))
 
@@ -328,7 +403,7 @@ class EqR(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, D)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.L_layers))
         self.lm_head = nn.Linear(D, cfg.vocab_size, bias=False)
-        self.q_head = nn.Linear(D, 1)
+        self.q_head = nn.Linear(D, cfg.q_outputs)
         # TRM's fixed initial latents, used only when random_init is False
         self.register_buffer("H_init", torch.zeros(D))
         self.register_buffer("L_init", torch.zeros(D))
@@ -356,24 +431,28 @@ class EqR(nn.Module):
 
     # -- carry -------------------------------------------------------------------------------
     def initial_carry(
-        self, batch: int, seq_len: int, generator: torch.Generator | None = None
+        self, batch: int, seq_len: int, generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
     ) -> Carry:
-        """Fresh latents: i.i.d. truncated normal per element (RI) or TRM's fixed vectors."""
+        """Fresh latents: i.i.d. truncated normal per element (RI) or TRM's fixed vectors.
+        Always drawn in fp32 (the same draws whatever the latents' ``dtype``)."""
         D, device = self.cfg.hidden_size, self.H_init.device
         if not self.cfg.random_init:
             return Carry(
-                self.H_init.expand(batch, seq_len, D).clone(),
-                self.L_init.expand(batch, seq_len, D).clone(),
+                self.H_init.expand(batch, seq_len, D).to(dtype, copy=True),
+                self.L_init.expand(batch, seq_len, D).to(dtype, copy=True),
             )
         z = torch.empty(2, batch, seq_len, D, device=device)
         trunc_normal_(z, self.cfg.init_std, generator)
+        z = z.to(dtype)
         return Carry(z[0], z[1])
 
     def reset_rows(self, carry: Carry, rows: Tensor, generator=None) -> Carry:
         """Re-initialise the rows where ``rows`` is True (halted trajectories restart)."""
         if not bool(rows.any()):
             return carry
-        fresh = self.initial_carry(int(rows.sum()), carry.z_H.shape[1], generator)
+        fresh = self.initial_carry(int(rows.sum()), carry.z_H.shape[1], generator,
+                                   carry.z_H.dtype)
         z_H, z_L = carry.z_H.clone(), carry.z_L.clone()
         z_H[rows], z_L[rows] = fresh.z_H, fresh.z_L
         return Carry(z_H, z_L)
@@ -387,26 +466,39 @@ class EqR(nn.Module):
             self._rope_cache[key] = rope_tables(self.cfg, height, width, self.H_init.device)
         return self._rope_cache[key]
 
-    def f(self, z: Tensor, injection: Tensor, board, generator) -> Tensor:
+    def f(self, z: Tensor, injection: Tensor, board, generator, noise: float) -> Tensor:
         """One f-call: z <- (1-λ)·z + λ·blocks(z + injection) + β·ε. ``board`` is
-        (rope tables or None, (H, W))."""
+        (rope tables or None, (H, W)); ``noise`` is β. Latents may be kept in fp32 while the
+        blocks run in the weights' dtype (bf16): the blend and the noise then happen in fp32."""
         u = z + injection
-        for block in self.blocks:
-            u = block(u, *board)
-        cfg = self.cfg
         grad = torch.is_grad_enabled()
+        eager = False  # the no-grad cycles of CPU bf16 training: fused bf16, not compiled
+        if not torch.is_autocast_enabled(u.device.type):
+            u = u.to(self.embed.weight.dtype)
+        elif not grad and u.device.type == "cpu":
+            u, eager = u.to(torch.get_autocast_dtype("cpu")), fused_cpu(u)
+        for block in self.blocks:
+            u = block.forward(u, *board) if eager else block(u, *board)
+        if u.dtype != z.dtype:
+            u = u.to(z.dtype)
+        cfg = self.cfg
         if cfg.lambda_ != 1.0:  # u is fresh, so without autograd it can take the result
             u = torch.lerp(z, u, cfg.lambda_) if grad else u.lerp_(z, 1.0 - cfg.lambda_)
-        if cfg.noise_scale:
-            noise = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
-            u = u + cfg.noise_scale * noise if grad else u.add_(noise, alpha=cfg.noise_scale)
+        if noise:
+            # drawn in fp32 (bf16 sampling is 1.8x slower here) and rounded once when added
+            eps = torch.randn(z.shape, device=z.device, generator=generator,
+                              dtype=torch.float64 if z.dtype == torch.float64 else torch.float32)
+            if grad:
+                u = u + (noise * eps).to(u.dtype)
+            else:
+                u.add_(eps, alpha=noise)
         return u
 
-    def latent_recursion(self, z_H, z_L, x, board, generator):
+    def latent_recursion(self, z_H, z_L, x, board, generator, noise: float):
         injection = z_H + x  # z_H is fixed during the z_L cycles: one add, not L_cycles
         for _ in range(self.cfg.L_cycles):
-            z_L = self.f(z_L, injection, board, generator)
-        z_H = self.f(z_H, z_L, board, generator)
+            z_L = self.f(z_L, injection, board, generator, noise)
+        z_H = self.f(z_H, z_L, board, generator, noise)
         return z_H, z_L
 
     def rows_per_chunk(self, seq_len: int) -> int:
@@ -420,15 +512,17 @@ class EqR(nn.Module):
         return max(1, CPU_CHUNK_BYTES // (4 * widest))
 
     def forward(
-        self, carry: Carry, inputs: Tensor, generator: torch.Generator | None = None
+        self, carry: Carry, inputs: Tensor, generator: torch.Generator | None = None,
+        noise: float | None = None,
     ) -> SegmentOutput:
         """One segment on token grids ``inputs [B, H, W]``; returns the detached new carry.
-        Without gradients on CPU a big batch runs in row chunks (same result, faster)."""
+        ``noise`` overrides the model's β for this call. Without gradients on CPU a big batch
+        runs in row chunks (same result, faster)."""
         B, H, W = inputs.shape
         rows = self.rows_per_chunk(H * W)
         if B <= rows or torch.is_grad_enabled() or inputs.device.type != "cpu":
-            return self.segment(carry, inputs, generator)
-        parts = [self.segment(carry[i : i + rows], inputs[i : i + rows], generator)
+            return self.segment(carry, inputs, generator, noise)
+        parts = [self.segment(carry[i : i + rows], inputs[i : i + rows], generator, noise)
                  for i in range(0, B, rows)]
         return SegmentOutput(
             Carry(torch.cat([p.carry.z_H for p in parts]), torch.cat([p.carry.z_L for p in parts])),
@@ -436,27 +530,30 @@ class EqR(nn.Module):
             torch.cat([p.q_halt for p in parts]),
         )
 
-    def segment(self, carry: Carry, inputs: Tensor, generator=None) -> SegmentOutput:
+    def segment(self, carry: Carry, inputs: Tensor, generator=None,
+                noise: float | None = None) -> SegmentOutput:
         """One segment on one batch. Inside, latents are sequence-major ``[L, B, D]`` (see
         TokenMLP); the carry, logits and everything outside stay batch-major."""
+        noise = self.cfg.noise_scale if noise is None else noise
         B, H, W = inputs.shape
         board = (self.rope(H, W), (H, W))
         x = self.embed(inputs.reshape(B, H * W).long().t()) * math.sqrt(self.cfg.hidden_size)
         z_H, z_L = carry.z_H.transpose(0, 1).contiguous(), carry.z_L.transpose(0, 1).contiguous()
         with torch.no_grad():
             for _ in range(self.cfg.H_cycles - 1):
-                z_H, z_L = self.latent_recursion(z_H, z_L, x, board, generator)
-        z_H, z_L = self.latent_recursion(z_H, z_L, x, board, generator)
-        logits = self.lm_head(z_H).transpose(0, 1)
+                z_H, z_L = self.latent_recursion(z_H, z_L, x, board, generator, noise)
+        z_H, z_L = self.latent_recursion(z_H, z_L, x, board, generator, noise)
+        head_in = z_H if torch.is_autocast_enabled(z_H.device.type) else z_H.to(x.dtype)
+        logits = self.lm_head(head_in).transpose(0, 1)
         # the halting head reads cell 0 (as the reference); a local mixer never brings global
         # information there, so a conv model pools over cells: the mean latent, or a smooth
         # minimum of every cell's halting logit (one unsettled cell vetoes; README "Deviations")
         if self.cfg.q_pool == "softmin":
-            q_halt = -torch.logsumexp(-self.q_head(z_H).squeeze(-1).float(), dim=0)
+            q_halt = -torch.logsumexp(-self.q_head(head_in)[..., 0].float(), dim=0)
         elif self.cfg.q_pool == "mean":
-            q_halt = self.q_head(z_H.mean(0)).squeeze(-1).float()
+            q_halt = self.q_head(head_in.mean(0))[..., 0].float()
         else:
-            q_halt = self.q_head(z_H[0]).squeeze(-1).float()
+            q_halt = self.q_head(head_in[0])[..., 0].float()
         new = Carry(z_H.detach().transpose(0, 1), z_L.detach().transpose(0, 1))
         return SegmentOutput(new, logits, q_halt)
 

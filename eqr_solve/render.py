@@ -189,43 +189,75 @@ def eval_tables(result: dict) -> list[Table]:
 
 
 def bench_tables(report: dict) -> list[Table]:
-    m, peak = report["machine"], report["peak"]
+    m = report["machine"]
+    peaks = report.get("peaks") or {"fp32": report["peak"]}
+    peak_text = ", ".join(f"{k} {v['gflops_max']:.0f}" for k, v in peaks.items())
     tables = []
     t = Table(title=f"segment inference ({m['cpu']}, {m['threads']} threads, torch {m['torch']}"
-                    f"; matmul peak {peak['gflops_max']:.0f} GFLOP/s)", title_justify="left")
-    for col in ("model", "mode", "batch", "segments/s (max)", "median", "GFLOP/s", "% peak",
-                "% paired", "same-shape GEMM", "% of it"):
-        t.add_column(col, justify="left" if col in ("model", "mode") else "right",
+                    f"; matmul peak GFLOP/s: {peak_text})", title_justify="left")
+    for col in ("model", "mode", "dtype", "batch", "segments/s (max)", "median", "GFLOP/s",
+                "% own peak", "% paired", "same-shape GEMM", "% of it"):
+        t.add_column(col, justify="left" if col in ("model", "mode", "dtype") else "right",
                      no_wrap=col == "model")
     for r in report["inference"]:
-        t.add_row(r["model"], r["mode"], str(r["batch"]), f"{r['segments_per_s_max']:.1f}",
-                  f"{r['segments_per_s_median']:.1f}", f"{r['gflops_max']:.0f}",
-                  f"{r['pct_peak']:.0f}%", f"{r['pct_peak_paired']:.0f}%",
-                  f"{r['gemm_gflops']:.0f}", f"{r['pct_gemm']:.0f}%")
+        t.add_row(r["model"], r["mode"], r.get("dtype", "float32"), str(r["batch"]),
+                  f"{r['segments_per_s_max']:.1f}", f"{r['segments_per_s_median']:.1f}",
+                  f"{r['gflops_max']:.0f}", f"{r['pct_peak']:.0f}%",
+                  f"{r['pct_peak_paired']:.0f}%", f"{r['gemm_gflops']:.0f}",
+                  f"{r['pct_gemm']:.0f}%")
     if report["inference"]:
         tables.append(t)
+    ratio = speedup_table(report["inference"], ("model", "mode", "batch"),
+                          "segments_per_s_max", "inference: bf16 / fp32 segments per second")
+    if ratio is not None:
+        tables.append(ratio)
     if report["solving"]:
         t = Table(title="end-to-end solving, sudoku-9x9 (generated 40-50 blanks)",
                   title_justify="left")
-        for col in ("D", "B", "halt", "puzzles", "puzzles/s", "mean NFE", "seconds"):
+        for col in ("dtype", "D", "B", "halt", "puzzles", "puzzles/s", "mean NFE", "seconds"):
             t.add_column(col, justify="right")
         for r in report["solving"]:
-            t.add_row(str(r["depth"]), str(r["breadth"]), r["halt"], str(r["puzzles"]),
-                      f"{r['puzzles_per_s']:.2f}", f"{r['mean_nfe']:.1f}", f"{r['seconds']:.1f}")
+            t.add_row(r.get("dtype", "float32"), str(r["depth"]), str(r["breadth"]), r["halt"],
+                      str(r["puzzles"]), f"{r['puzzles_per_s']:.2f}", f"{r['mean_nfe']:.1f}",
+                      f"{r['seconds']:.1f}")
         tables.append(t)
     if report["training"]:
-        t = Table(title="training step (forward + backward + AdamW)", title_justify="left")
-        for col in ("recipe", "mode", "batch", "samples/s (max)", "median", "GFLOP/s",
-                    "% peak", "% paired", "same-shape GEMM", "% of it"):
-            t.add_column(col, justify="left" if col in ("recipe", "mode") else "right",
+        t = Table(title="training step (forward + backward + AdamW; bf16 = autocast)",
+                  title_justify="left")
+        for col in ("recipe", "mode", "dtype", "batch", "samples/s (max)", "median", "GFLOP/s",
+                    "% own peak", "% paired", "same-shape GEMM", "% of it"):
+            t.add_column(col, justify="left" if col in ("recipe", "mode", "dtype") else "right",
                          no_wrap=col == "recipe")
         for r in report["training"]:
-            t.add_row(r["recipe"], r["mode"], str(r["batch"]), f"{r['samples_per_s_max']:.1f}",
-                      f"{r['samples_per_s_median']:.1f}", f"{r['gflops_max']:.0f}",
-                      f"{r['pct_peak']:.0f}%", f"{r['pct_peak_paired']:.0f}%",
-                      f"{r['gemm_gflops']:.0f}", f"{r['pct_gemm']:.0f}%")
+            t.add_row(r["recipe"], r["mode"], r.get("dtype", "float32"), str(r["batch"]),
+                      f"{r['samples_per_s_max']:.1f}", f"{r['samples_per_s_median']:.1f}",
+                      f"{r['gflops_max']:.0f}", f"{r['pct_peak']:.0f}%",
+                      f"{r['pct_peak_paired']:.0f}%", f"{r['gemm_gflops']:.0f}",
+                      f"{r['pct_gemm']:.0f}%")
         tables.append(t)
+        ratio = speedup_table(report["training"], ("recipe", "mode", "batch"),
+                              "samples_per_s_max", "training: bf16 / fp32 samples per second")
+        if ratio is not None:
+            tables.append(ratio)
     return tables
+
+
+def speedup_table(rows: list[dict], keys: tuple[str, ...], value: str,
+                  title: str) -> Table | None:
+    """bf16 over fp32 for every row measured in both dtypes (None when there is none)."""
+    by_key: dict[tuple, dict] = {}
+    for r in rows:
+        by_key.setdefault(tuple(r[k] for k in keys), {})[r.get("dtype", "float32")] = r[value]
+    pairs = [(k, v["bfloat16"] / v["float32"]) for k, v in by_key.items()
+             if "bfloat16" in v and "float32" in v]
+    if not pairs:
+        return None
+    t = Table(title=title, title_justify="left")
+    for col in (*keys, "bf16 / fp32"):
+        t.add_column(col, justify="right" if col in ("batch", "bf16 / fp32") else "left")
+    for k, x in pairs:
+        t.add_row(*map(str, k), f"{x:.2f}x")
+    return t
 
 
 def landscape_view(kind: str, item, land) -> Group:

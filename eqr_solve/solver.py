@@ -13,14 +13,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from math import inf
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 
-from eqr_solve.model import EqR
+from eqr_solve.errors import InputError
+from eqr_solve.model import EqR, swiglu_width
 
 HALT_MODES = ("none", "act", "residual")
 SELECT_RULES = ("residual", "vote", "q", "verify")
+MAX_DEPTH, MAX_BREADTH, MAX_SEED = 1_000_000, 100_000, 2**63 - 1  # sane bounds of the options
 CPU_ROWS = 64  # trajectories in flight on CPU: bigger batches gain nothing (the model runs them in
 # row chunks, see model.CPU_CHUNK_BYTES) and only hold more memory
 
@@ -36,20 +40,32 @@ class SolveConfig:
     window: int = 3  # residual score = mean logit change over the last `window` segments
     noise: float | None = None  # override the model's β at inference
     retries: int = 0  # more restarts for a puzzle none of whose restarts halted early
+    budget: int = 0  # NFE per puzzle: past the retries, a still-unsettled puzzle escalates
+    # (depth x4, breadth x2 per stage) while its worst-case NFE stays within this; 0 = never
     seed: int = 0
     max_rows: int | None = None  # trajectories in flight; None = from a memory budget
     memory_gib: float = 2.0
     record_depths: Sequence[int] = ()  # also snapshot every trajectory at these depths
+    fp32_latents: bool = False  # keep z_H, z_L in fp32 under a bf16 model (measured: not
+    # needed, docs/performance.md "bf16 accuracy")
 
     def __post_init__(self):
+        """Refuse settings that cannot run (InputError, a ValueError: one line for the user)."""
         if self.halt not in HALT_MODES:
-            raise ValueError(f"halt must be one of {', '.join(HALT_MODES)}")
+            raise InputError(f"halt must be one of {', '.join(HALT_MODES)}")
         if self.select not in SELECT_RULES:
-            raise ValueError(f"select must be one of {', '.join(SELECT_RULES)}")
-        if self.depth < 1 or self.breadth < 1:
-            raise ValueError("depth and breadth must be at least 1")
-        if self.retries < 0:
-            raise ValueError("retries must be at least 0")
+            raise InputError(f"select must be one of {', '.join(SELECT_RULES)}")
+        for name, value, lo, hi in (
+                ("depth", self.depth, 1, MAX_DEPTH), ("breadth", self.breadth, 1, MAX_BREADTH),
+                ("retries", self.retries, 0, MAX_BREADTH), ("min_steps", self.min_steps, 0, None),
+                ("budget", self.budget, 0, MAX_DEPTH * MAX_BREADTH),
+                ("seed", self.seed, 0, MAX_SEED), ("window", self.window, 1, None)):
+            if not (isinstance(value, Integral) and lo <= value and (hi is None or value <= hi)):
+                limit = f"between {lo:,} and {hi:,}" if hi is not None else f"at least {lo}"
+                raise InputError(f"{name} must be an integer {limit}, not {value!r}")
+        for name, value in (("tol", self.tol), ("noise", self.noise)):
+            if value is not None and not (isinstance(value, Real) and 0 <= value < inf):
+                raise InputError(f"{name} must be a finite number >= 0, not {value!r}")
 
 
 @dataclass
@@ -72,14 +88,16 @@ class Result:
     residuals: list[float]  # chosen restart's logit residual per segment (from segment 2)
     q: list[float]  # chosen restart's halting logit per segment
     seconds: float  # wall time attributed to this puzzle (its share of the batch time)
+    stages: int = 1  # attempts run for this puzzle (1 = settled at the first; see `stages`)
     restart_steps: np.ndarray = field(repr=False, default=None)  # [B]
     restart_scores: np.ndarray = field(repr=False, default=None)  # [B]
 
 
 def bytes_per_row(model: EqR, seq_len: int) -> int:
-    """Rough activation memory of one trajectory during a segment (fp32)."""
+    """Rough activation memory of one trajectory during a segment (fp32 bytes per value:
+    an upper bound in bf16). The MLP width is the model's own (``swiglu_width``)."""
     cfg = model.cfg
-    inter = max(4 * cfg.hidden_size, 2 * 256)
+    inter = swiglu_width(cfg.hidden_size, cfg.expansion)
     per_row = seq_len * (8 * cfg.hidden_size + 3 * inter + 2 * cfg.vocab_size) * 4
     if cfg.mixer == "attn":
         per_row += 2 * cfg.num_heads * seq_len * seq_len * 4
@@ -130,14 +148,16 @@ def select_restart(
 
 
 class _Run:
-    """Per-trajectory bookkeeping for one call of :func:`solve`."""
+    """Per-trajectory bookkeeping for one call of :func:`solve`. The per-segment traces
+    (``residuals``, ``q``: [rows, segments]) grow with the segments actually run, so a large
+    ``depth`` that halting cuts short costs no memory."""
 
     def __init__(self, n_rows: int, shape: tuple[int, int], cfg: SolveConfig):
         H, W = shape
         self.depth = cfg.depth
         self.answers = np.zeros((n_rows, H, W), dtype=np.uint8)
-        self.residuals = np.full((n_rows, cfg.depth), np.nan, dtype=np.float32)
-        self.q = np.full((n_rows, cfg.depth), np.nan, dtype=np.float32)
+        self.residuals = np.full((n_rows, min(cfg.depth, 64)), np.nan, dtype=np.float32)
+        self.q = np.full_like(self.residuals, np.nan)
         self.steps = np.zeros(n_rows, dtype=np.int64)
         self.window = cfg.window
         self.snapshots = {d: None for d in cfg.record_depths}
@@ -150,6 +170,11 @@ class _Run:
     def record(self, rows: np.ndarray, preds: np.ndarray, residual: np.ndarray, q: np.ndarray,
                steps: np.ndarray, halted: np.ndarray) -> None:
         """Store one segment's outputs for ``rows``; fill snapshots at their own depth."""
+        width = self.residuals.shape[1]
+        if len(steps) and steps.max() > width:  # double the traces (NaN = not run)
+            grow = ((0, 0), (0, min(width, self.depth - width)))
+            self.residuals = np.pad(self.residuals, grow, constant_values=np.nan)
+            self.q = np.pad(self.q, grow, constant_values=np.nan)
         self.answers[rows] = preds
         self.residuals[rows, steps - 1] = residual
         self.q[rows, steps - 1] = q
@@ -186,58 +211,51 @@ def run_trajectories(
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     inputs_all = torch.as_tensor(grids, device=device)
     run = _Run(n_rows, (H, W), cfg)
-    noise_saved = model.cfg.noise_scale
-    if cfg.noise is not None:
-        model.cfg.noise_scale = cfg.noise
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    latent_dtype = torch.float32 if cfg.fp32_latents else next(model.parameters()).dtype
 
     next_row = 0
     rows = torch.empty(0, dtype=torch.long, device=device)  # trajectory ids in the batch
-    carry = model.initial_carry(0, L, generator)
+    carry = model.initial_carry(0, L, generator, latent_dtype)
     prev_logits = torch.empty(0, L, model.cfg.vocab_size, device=device)
     steps = torch.empty(0, dtype=torch.long, device=device)
     start = time.perf_counter()
-    try:
-        while next_row < n_rows or len(rows):
-            if next_row < n_rows and len(rows) < max_rows:  # top the batch up
-                k = min(max_rows - len(rows), n_rows - next_row)
-                new = torch.arange(next_row, next_row + k, device=device)
-                next_row += k
-                fresh = model.initial_carry(k, L, generator)
-                carry = type(carry)(
-                    torch.cat([carry.z_H, fresh.z_H]), torch.cat([carry.z_L, fresh.z_L])
-                )
-                rows = torch.cat([rows, new])
-                steps = torch.cat([steps, torch.zeros(k, dtype=torch.long, device=device)])
-                prev_logits = torch.cat(
-                    [prev_logits, torch.full((k, L, model.cfg.vocab_size), torch.nan,
-                                             device=device)]
-                )
-            with autocast:
-                out = model(carry, inputs_all[rows // B], generator)
-            logits = out.logits.float()
-            steps = steps + 1
-            residual = (logits - prev_logits).norm(dim=-1).mean(dim=-1)  # NaN at step 1
-            halted = steps >= cfg.depth
-            if cfg.halt != "none":
-                ready = steps >= cfg.min_steps
-                if cfg.halt == "act":
-                    halted |= ready & (out.q_halt > 0)
-                else:
-                    halted |= ready & (residual < cfg.tol)
-            preds = logits.argmax(-1).view(-1, H, W)
-            run.record(
-                rows.cpu().numpy(), preds.to(torch.uint8).cpu().numpy(),
-                residual.cpu().numpy(), out.q_halt.float().cpu().numpy(),
-                steps.cpu().numpy(), halted.cpu().numpy(),
+    while next_row < n_rows or len(rows):
+        if next_row < n_rows and len(rows) < max_rows:  # top the batch up
+            k = min(max_rows - len(rows), n_rows - next_row)
+            new = torch.arange(next_row, next_row + k, device=device)
+            next_row += k
+            fresh = model.initial_carry(k, L, generator, latent_dtype)
+            carry = type(carry)(
+                torch.cat([carry.z_H, fresh.z_H]), torch.cat([carry.z_L, fresh.z_L])
             )
-            keep = ~halted
-            if progress is not None:
-                progress(int(halted.sum()))
-            rows, steps, carry = rows[keep], steps[keep], out.carry[keep]
-            prev_logits = logits[keep]
-    finally:
-        model.cfg.noise_scale = noise_saved
+            rows = torch.cat([rows, new])
+            steps = torch.cat([steps, torch.zeros(k, dtype=torch.long, device=device)])
+            prev_logits = torch.cat(
+                [prev_logits, torch.full((k, L, model.cfg.vocab_size), torch.nan,
+                                         device=device)]
+            )
+        out = model(carry, inputs_all[rows // B], generator, cfg.noise)
+        logits = out.logits.float()
+        steps = steps + 1
+        residual = (logits - prev_logits).norm(dim=-1).mean(dim=-1)  # NaN at step 1
+        halted = steps >= cfg.depth
+        if cfg.halt != "none":
+            ready = steps >= cfg.min_steps
+            if cfg.halt == "act":
+                halted |= ready & (out.q_halt > 0)
+            else:
+                halted |= ready & (residual < cfg.tol)
+        preds = logits.argmax(-1).view(-1, H, W)
+        run.record(
+            rows.cpu().numpy(), preds.to(torch.uint8).cpu().numpy(),
+            residual.cpu().numpy(), out.q_halt.float().cpu().numpy(),
+            steps.cpu().numpy(), halted.cpu().numpy(),
+        )
+        keep = ~halted
+        if progress is not None:
+            progress(int(halted.sum()))
+        rows, steps, carry = rows[keep], steps[keep], out.carry[keep]
+        prev_logits = logits[keep]
     return run, time.perf_counter() - start
 
 
@@ -260,8 +278,34 @@ class _Restarts:
                    q_last, steps, run.residuals[rows], run.q[rows])
 
     def __add__(self, other: _Restarts) -> _Restarts:
-        return _Restarts(*(np.concatenate([a, b]) for a, b in
-                           zip(vars(self).values(), vars(other).values())))
+        """Both pools' restarts; per-segment traces are NaN-padded to the deeper one."""
+        width = max(self.residuals.shape[1], other.residuals.shape[1])
+
+        def pad(a: np.ndarray) -> np.ndarray:
+            return np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=np.nan)
+
+        return _Restarts(*(np.concatenate([pad(a), pad(b)]) if a.ndim == 2 and a.dtype.kind == "f"
+                           and name in ("residuals", "q") else np.concatenate([a, b])
+                           for (name, a), b in zip(vars(self).items(), vars(other).values())))
+
+
+def stages(cfg: SolveConfig) -> list[tuple[int, int]]:
+    """(depth, breadth) of each attempt a puzzle may get: the first, then ``retries`` more
+    restarts at the same depth, then -- within ``budget`` NFE per puzzle, counted at the worst
+    case (every restart runs its whole depth) -- 4x deeper and 2x broader per stage. A puzzle
+    goes on to the next attempt only while none of its restarts has settled."""
+    plan = [(cfg.depth, cfg.breadth)]
+    if cfg.retries:
+        plan.append((cfg.depth, cfg.retries))
+    depth, breadth = cfg.depth, max(cfg.breadth, cfg.retries)
+    spent = sum(d * b for d, b in plan)
+    while cfg.budget:
+        depth, breadth = depth * 4, breadth * 2
+        if spent + depth * breadth > cfg.budget or depth > MAX_DEPTH or breadth > MAX_BREADTH:
+            break
+        plan.append((depth, breadth))
+        spent += depth * breadth
+    return plan
 
 
 def solve(
@@ -275,30 +319,40 @@ def solve(
     """Solve every puzzle (token grids of one shape) and pick one restart per puzzle.
 
     ``check(puzzle, answer)`` is the task's checker: it fills ``Result.valid`` and is the
-    verifier used by ``select='verify'`` (never by the other rules). With ``cfg.retries``,
-    a puzzle none of whose restarts was stopped by the halting rule before ``depth`` (no
-    restart converged) gets that many more restarts, and the choice is made among all of
-    them: breadth is spent only where the first attempt found no attractor.
-    ``on_retry(n)`` is told how many trajectories that adds, before they run.
+    verifier used by ``select='verify'`` (never by the other rules). A puzzle none of whose
+    restarts was stopped by the halting rule before its depth (no restart converged) gets the
+    next attempt of ``stages(cfg)`` (more restarts, then deeper and broader ones within
+    ``cfg.budget``), and the choice is made among all of its restarts: compute is spent only
+    where the earlier attempts found no attractor. ``on_retry(n)`` is told how many
+    trajectories an attempt adds, before they run.
     """
     cfg = cfg or SolveConfig()
     grids = np.stack(list(grids)) if not isinstance(grids, np.ndarray) else grids
     if grids.ndim != 3:
         raise ValueError("grids must be [P, H, W]")
-    P, B = len(grids), cfg.breadth
-    run, seconds = run_trajectories(model, grids, cfg, progress)
-    total_steps = int(run.steps.sum())
-    pools = [_Restarts.of(run, slice(p * B, (p + 1) * B)) for p in range(P)]
-    stuck = [p for p, r in enumerate(pools) if not (r.steps < cfg.depth).any()]
-    if cfg.retries and cfg.halt != "none" and stuck:
-        if on_retry is not None:
-            on_retry(len(stuck) * cfg.retries)
-        more = replace(cfg, breadth=cfg.retries, seed=cfg.seed + 1, record_depths=())
-        run2, seconds2 = run_trajectories(model, grids[stuck], more, progress)
-        seconds, total_steps = seconds + seconds2, total_steps + int(run2.steps.sum())
-        for i, p in enumerate(stuck):
-            pools[p] = pools[p] + _Restarts.of(run2, slice(i * cfg.retries,
-                                                           (i + 1) * cfg.retries))
+    P = len(grids)
+    plan = stages(cfg)
+    pools: list[_Restarts | None] = [None] * P
+    used = np.zeros(P, dtype=np.int64)
+    todo, seconds, total_steps = list(range(P)), 0.0, 0
+    for k, (depth, breadth) in enumerate(plan):
+        if k and cfg.halt == "none":
+            break  # without a halting rule nothing ever "settles": no later stage
+        if k and on_retry is not None:
+            on_retry(len(todo) * breadth)
+        stage = replace(cfg, depth=depth, breadth=breadth, seed=(cfg.seed + k) % (MAX_SEED + 1),
+                        record_depths=cfg.record_depths if k == 0 else ())
+        run, secs = run_trajectories(model, grids[todo], stage, progress)
+        seconds, total_steps = seconds + secs, total_steps + int(run.steps.sum())
+        for i, p in enumerate(todo):
+            more = _Restarts.of(run, slice(i * breadth, (i + 1) * breadth))
+            pools[p] = more if pools[p] is None else pools[p] + more
+            used[p] = k + 1
+        # settled: some restart of this stage was stopped by the halting rule before its depth
+        todo = [p for i, p in enumerate(todo)
+                if not (run.steps[i * breadth:(i + 1) * breadth] < depth).any()]
+        if not todo:
+            break
     results = []
     for p, r in enumerate(pools):
 
@@ -321,5 +375,6 @@ def solve(
             seconds=seconds * nfe / max(1, total_steps),
             restart_steps=r.steps.copy(),
             restart_scores=r.scores.copy(),
+            stages=int(used[p]),
         ))
     return results

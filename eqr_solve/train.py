@@ -7,7 +7,7 @@ latents. The global batch is cut into ``shards`` that each own a data stream and
 gives the same result on one process or spread over several (torchrun), and can be killed and
 resumed exactly.
 
-Run as ``eqr-solve train ...`` or ``torchrun --nproc-per-node N -m eqr_solve.train ...``.
+Run as ``eqr-solve train ...`` or ``torchrun --nproc-per-node N -m eqr_solve train ...``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import json
 import math
 import os
 import signal
-import sys
 import time
 
 try:
@@ -32,8 +31,9 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from eqr_solve import weights
+from eqr_solve import precision, weights
 from eqr_solve.data import Dataset, PuzzleStream, assert_no_test_puzzles, generate, load_collection
+from eqr_solve.errors import RecipeError
 from eqr_solve.model import EqR, EqRConfig, variant
 from eqr_solve.solver import SolveConfig, solve
 from eqr_solve.tasks import get_task
@@ -69,6 +69,8 @@ class TrainConfig:
     seed: int = 0
     compile: bool = True  # torch.compile the blocks (falls back to eager without a compiler)
     variant: str = "eqr"  # "eqr" (RI+NI), "ri" or "trm" baseline
+    dtype: str = "auto"  # "auto", "fp32" or "bf16": bf16 autocast for the network, fp32 master
+    # weights, optimizer, EMA and loss (eqr_solve/precision.py decides "auto" per machine)
 
 
 # -- recipes ------------------------------------------------------------------------------------
@@ -145,7 +147,8 @@ def build_source(spec: dict, kind: str, cache_dir: Path | None, split: str = "tr
     if cached and cached.exists():
         return Dataset.load(cached)
     if "collection" in spec:
-        ds = load_collection(spec["collection"], split, spec.get("limit"))
+        ds = load_collection(spec["collection"], spec.get("split", split), spec.get("limit"),
+                             holdout=spec.get("holdout", 0))
     else:
         ds = generate(kind, spec["count"], spec.get("seed", 0), **spec.get("generate", {}))
     if cached:
@@ -250,9 +253,9 @@ STATS = ("lm_loss", "q_loss", "halted", "exact", "cells", "halt_steps", "q_fired
 
 
 def shard_step(model: EqR, shard: Shard, cfg: TrainConfig, global_batch: int,
-               step: int) -> torch.Tensor:
-    """Reset halted rows, run one segment, backpropagate this shard's share of the loss.
-    Returns summed statistics (see ``STATS``) for logging."""
+               step: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Reset halted rows, run one segment (under bf16 autocast when ``dtype`` is bf16),
+    backpropagate this shard's share of the loss. Returns summed statistics (see ``STATS``)."""
     device = shard.inputs.device
     if bool(shard.halted.any()):
         rows = shard.halted
@@ -262,7 +265,7 @@ def shard_step(model: EqR, shard: Shard, cfg: TrainConfig, global_batch: int,
         shard.labels[rows] = torch.from_numpy(y).to(device)
         shard.carry = model.reset_rows(shard.carry, rows, shard.gen)
         shard.steps[rows] = 0
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
         out = model(shard.carry, shard.inputs, shard.gen)
     shard.carry = out.carry
     B = len(shard.steps)
@@ -311,6 +314,7 @@ class Trainer:
         if cfg.batch_size % cfg.shards or cfg.shards % world:
             raise ValueError(f"batch_size ({cfg.batch_size}) must split into shards "
                              f"({cfg.shards}) and shards over {world} processes")
+        self.dtype = precision.resolve(cfg.dtype, device)
         torch.manual_seed(cfg.seed)
         self.model = EqR(model_config(recipe)).to(device).train()
         self.ema = copy.deepcopy(self.model).eval()
@@ -397,6 +401,7 @@ class Trainer:
                 "sample_segments": self.sample_segments,
                 "train_hours": round(self.train_seconds / 3600, 3),
                 "data": self.data_counts, "final": final,
+                "dtype": precision.NAMES[self.dtype],
                 "torch": torch.__version__}
 
     def restore(self, path: Path) -> None:
@@ -416,8 +421,8 @@ class Trainer:
         lr = learning_rate(self.cfg, self.step)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        stats = sum(shard_step(self.model, s, self.cfg, self.cfg.batch_size, self.step)
-                    for s in self.shards)
+        stats = sum(shard_step(self.model, s, self.cfg, self.cfg.batch_size, self.step,
+                               self.dtype) for s in self.shards)
         if self.world > 1:
             params = [p for p in self.model.parameters() if p.grad is not None]
             flat = torch.cat([p.grad.reshape(-1) for p in params])
@@ -444,9 +449,10 @@ class Trainer:
         with learned halting (``--halt act``, the CLI default)."""
         ds = self.eval_set
         t0 = time.perf_counter()
-        fixed = solve(self.ema, ds.inputs, SolveConfig(depth=self.cfg.eval_depth, seed=0))
-        act = solve(self.ema, ds.inputs, SolveConfig(depth=self.cfg.eval_depth, seed=0,
-                                                     halt="act"))
+        model = self.ema if self.dtype == torch.float32 else copy.deepcopy(self.ema).to(self.dtype)
+        fixed = solve(model, ds.inputs, SolveConfig(depth=self.cfg.eval_depth, seed=0))
+        act = solve(model, ds.inputs, SolveConfig(depth=self.cfg.eval_depth, seed=0,
+                                                  halt="act"))
         exact = np.mean([np.array_equal(r.answer, y) for r, y in zip(fixed, ds.labels)])
         cells = np.mean([(r.answer == y).mean() for r, y in zip(fixed, ds.labels)])
         act_exact = np.mean([np.array_equal(r.answer, y) for r, y in zip(act, ds.labels)])
@@ -497,6 +503,29 @@ def setup_distributed() -> tuple[int, int, torch.device | None]:
 # what a --set may change when a run resumes (anything else would silently not apply)
 RESUMABLE_KEYS = ("max_steps", "max_minutes", "log_every_seconds", "checkpoint_every_minutes",
                   "eval_every_minutes")
+
+
+def prepare(kind: str, name: str, overrides: list[str], run_dir: Path | None = None,
+            resume: bool = False) -> dict:
+    """The recipe ``name`` with ``overrides``, checked before any work: it trains a ``kind``
+    model, its config is valid, and (resuming a run in ``run_dir``) every override is one
+    that still applies (``RESUMABLE_KEYS``). Raises RecipeError with one line."""
+    try:
+        recipe = apply_overrides(load_recipe(name), overrides)
+        if recipe.get("kind") != kind:
+            raise RecipeError(f"recipe {name} trains a {recipe.get('kind')} model, not {kind}")
+        config_summary(recipe)
+    except (FileNotFoundError, ValueError, TypeError, KeyError) as e:
+        raise RecipeError(f"bad recipe: {e}") from None
+    resumable = {f"train.{k}" for k in RESUMABLE_KEYS}
+    fixed = [k for k in (item.partition("=")[0].strip() for item in overrides)
+             if k not in resumable]
+    if resume and fixed and run_dir is not None and (run_dir / "state.pt").exists():
+        raise RecipeError(f"--resume continues the run with its own recipe; --set {fixed[0]} "
+                          "would not apply (only train.max_steps, max_minutes and the log/"
+                          "checkpoint/eval intervals may change): start a new run, e.g. with "
+                          "init_from")
+    return recipe
 
 
 def run(recipe: dict, run_dir: Path, resume: bool = False, device: str = "auto",
@@ -628,9 +657,3 @@ def summarize(acc: torch.Tensor, n_steps: int, seconds: float, trainer: Trainer)
 
 def config_summary(recipe: dict) -> dict:
     return {"model": asdict(model_config(recipe)), "train": asdict(train_config(recipe))}
-
-
-if __name__ == "__main__":  # torchrun --nproc-per-node N -m eqr_solve.train [train options]
-    from eqr_solve.cli import app
-
-    app(["train", *sys.argv[1:]])

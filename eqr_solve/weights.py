@@ -1,8 +1,10 @@
 """Model files: safetensors with the full model config and provenance in the metadata.
 
 A model is found by a bundled name (``sudoku-9x9`` -> ``weights/sudoku-9x9.safetensors``), a
+name registered in the user models directory (``eqr-sudoku-extreme``, see ``user_dir``), a
 file path, or ``hf://REPO_ID[@REVISION]/FILE`` (Hugging Face Hub, through its cache).
-Pickled checkpoints are never loaded.
+Pickled checkpoints are never loaded here; the paper's official ``.pth`` files are converted
+once by ``eqr_solve.official`` (an allow-listed unpickler, no code runs).
 """
 
 from __future__ import annotations
@@ -16,14 +18,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from eqr_solve.errors import InputError
+from eqr_solve.errors import WeightsError as WeightsError  # the old import path
 from eqr_solve.model import EqR, EqRConfig
 
 FORMAT = "eqr-solve/1"
 SUFFIX = ".safetensors"
-
-
-class WeightsError(Exception):
-    """A model file that cannot be used, with a one-line reason."""
 
 
 @dataclass
@@ -43,6 +43,16 @@ def bundled_dir() -> Path:
     """The ``weights/`` folder: $EQR_WEIGHTS_DIR, else the one beside the package."""
     env = os.environ.get("EQR_WEIGHTS_DIR")
     return Path(env) if env else Path(__file__).resolve().parent.parent / "weights"
+
+
+def user_dir() -> Path:
+    """Models the user registered (``eqr-solve weights pull`` of an official checkpoint):
+    $EQR_MODELS_DIR, else $XDG_DATA_HOME/eqr-solve/models (~/.local/share/eqr-solve/models)."""
+    env = os.environ.get("EQR_MODELS_DIR")
+    if env:
+        return Path(env).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data).expanduser() / "eqr-solve" / "models"
 
 
 def default_name(kind: str, shape: tuple[int, int]) -> str:
@@ -65,7 +75,14 @@ def _write(path: Path, tensors: dict, config: EqRConfig, kind: str,
                 "board": json.dumps(list(board) if board else None), "meta": json.dumps(meta)}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
+    os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates its file 0600: make it an ordinary one
     os.replace(tmp, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def resolve(name: str) -> Path:
@@ -77,14 +94,15 @@ def resolve(name: str) -> Path:
         if not path.exists():
             raise WeightsError(f"weights file not found: {path}")
         return path
-    bundled = bundled_dir() / f"{name}{SUFFIX}"
-    if not bundled.exists():
-        available = ", ".join(i.name for i in list_bundled()) or "none yet"
-        raise WeightsError(
-            f"no bundled model named {name!r} (available: {available}); "
-            "train one with `eqr-solve train` or pass --weights FILE"
-        )
-    return bundled
+    for folder in (bundled_dir(), user_dir()):
+        found = folder / f"{name}{SUFFIX}"
+        if found.exists():
+            return found
+    available = ", ".join(i.name for i in list_bundled() + list_user()) or "none yet"
+    raise WeightsError(
+        f"no bundled or registered model named {name!r} (available: {available}); "
+        "train one with `eqr-solve train` or pass --weights FILE"
+    )
 
 
 def read_info(path: Path) -> ModelInfo:
@@ -100,23 +118,44 @@ def read_info(path: Path) -> ModelInfo:
         config = EqRConfig.from_dict(json.loads(metadata["config"]))
         board = json.loads(metadata["board"])
         meta = json.loads(metadata.get("meta", "{}"))
-    except (KeyError, ValueError, TypeError) as e:
+    except (KeyError, ValueError, TypeError, RecursionError) as e:
         raise WeightsError(f"{path}: broken model metadata ({e})") from e
-    return ModelInfo(path, config, metadata.get("kind", "?"), tuple(board) if board else None,
-                     meta)
+    kind = metadata.get("kind")
+    if kind not in ("sudoku", "maze"):
+        raise WeightsError(f"{path}: broken model metadata (kind {kind!r})")
+    if board is not None and not (isinstance(board, list) and len(board) == 2 and all(
+            isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 1000 for n in board)):
+        raise WeightsError(f"{path}: broken model metadata (board {board!r})")
+    if board is not None and config.mixer == "mlp_t" and board[0] * board[1] != config.seq_len:
+        raise WeightsError(f"{path}: broken model metadata (board {board[0]}x{board[1]} but "
+                           f"seq_len {config.seq_len})")
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{path}: broken model metadata (meta is not a mapping)")
+    return ModelInfo(path, config, kind, tuple(board) if board else None, meta)
 
 
-def load(name: str, device: str | torch.device = "cpu") -> tuple[EqR, ModelInfo]:
-    """Load a model by name/path/hf:// URL, in eval mode on ``device``."""
+def load(name: str, device: str | torch.device = "cpu",
+         dtype: torch.dtype = torch.float32) -> tuple[EqR, ModelInfo]:
+    """Load a model by name/path/hf:// URL, in eval mode on ``device`` in ``dtype`` (see
+    ``precision.resolve``)."""
     info = read_info(resolve(name))
     model = EqR(info.config)
+    expected = model.state_dict()
     try:
         with safe_open(str(info.path), framework="pt") as f:
+            for k in f.keys():  # shapes and dtypes checked before any tensor is read
+                sl = f.get_slice(k)
+                if k not in expected or tuple(sl.get_shape()) != tuple(expected[k].shape):
+                    raise WeightsError(f"{info.path}: weights do not match their config "
+                                       f"(tensor {k!r})")
+                if sl.get_dtype() not in ("F32", "BF16", "F16"):
+                    raise WeightsError(f"{info.path}: tensor {k!r} is {sl.get_dtype()}, not a "
+                                       "floating-point tensor")
             state = {k: f.get_tensor(k) for k in f.keys()}
         model.load_state_dict(state)
     except (SafetensorError, RuntimeError, OSError) as e:
         raise WeightsError(f"{info.path}: weights do not match their config ({e})") from e
-    return model.to(device).eval(), info
+    return model.to(device=device, dtype=dtype).eval(), info
 
 
 def check_compatible(info: ModelInfo, kind: str, shape: tuple[int, int]) -> None:
@@ -131,8 +170,18 @@ def check_compatible(info: ModelInfo, kind: str, shape: tuple[int, int]) -> None
 
 
 def list_bundled() -> list[ModelInfo]:
+    return _list_dir(bundled_dir())
+
+
+def list_user() -> list[ModelInfo]:
+    """Models registered in ``user_dir()`` (bundled names win on a clash, as in resolve)."""
+    bundled = {i.name for i in list_bundled()}
+    return [i for i in _list_dir(user_dir()) if i.name not in bundled]
+
+
+def _list_dir(folder: Path) -> list[ModelInfo]:
     out = []
-    for path in sorted(bundled_dir().glob(f"*{SUFFIX}")):
+    for path in sorted(folder.glob(f"*{SUFFIX}")):
         try:
             out.append(read_info(path))
         except WeightsError:
@@ -204,3 +253,27 @@ def bundle(src: Path, name: str, extra_meta: dict) -> Path:
     _write(dst, load_file(str(src)), info.config, info.kind, info.board,
            dict(info.meta, **extra_meta))
     return dst
+
+
+EVAL_KEYS = ("depth", "breadth", "puzzles", "acc_residual", "acc_vote", "acc_q", "any_correct",
+             "mean_nfe", "acc_retry", "mean_nfe_retry")
+
+
+def eval_accuracy(paths: list[Path]) -> dict:
+    """The ``accuracy`` metadata of a bundle: per ``result.json`` of ``eqr-solve eval --out``,
+    its data, halting and the whole-set cells (the keys of ``EVAL_KEYS``)."""
+    accuracy = {}
+    for path in paths:
+        try:
+            r = json.loads(Path(path).read_text())
+            cells = [c for c in r["cells"] if c["stratum"] == "all"]
+            accuracy[str(path)] = {
+                "data": r.get("data"), "halt": r.get("halt"), "tol": r.get("tol"),
+                **({"protocol": r["protocol"]} if "protocol" in r else {}),
+                "cells": [{k: c[k] for k in EVAL_KEYS if k in c} for c in cells]}
+        except OSError as e:
+            raise InputError(f"{path}: cannot read ({e.strerror or e})") from e
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise InputError(f"{path}: not a result.json of `eqr-solve eval --out` "
+                             f"({type(e).__name__}: {e})") from e
+    return accuracy

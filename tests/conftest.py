@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -24,3 +26,10 @@ def tiny_model() -> EqR:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_user_models(tmp_path_factory):
+    """Keep the user's registered models ($EQR_MODELS_DIR, ~/.local/share/eqr-solve/models)
+    out of every test: an empty directory unless a test points it elsewhere."""
+    os.environ["EQR_MODELS_DIR"] = str(tmp_path_factory.mktemp("user-models"))

@@ -29,9 +29,9 @@ def test_only_last_cycle_has_gradients():
     calls = []
     original = model.f
 
-    def spy(z, inj, rope, gen):
+    def spy(z, inj, rope, gen, noise):
         calls.append(torch.is_grad_enabled())
-        return original(z, inj, rope, gen)
+        return original(z, inj, rope, gen, noise)
 
     model.f = spy
     out = model(model.initial_carry(2, 16), torch.randint(1, 6, (2, 4, 4)))
@@ -79,7 +79,7 @@ def test_damped_update_formula():
     for block in model.blocks:
         u = block(u, None, (4, 4))
     expected = 0.05 * z + 0.95 * u
-    assert torch.allclose(model.f(z, inj, (None, (4, 4)), None), expected, atol=1e-6)
+    assert torch.allclose(model.f(z, inj, (None, (4, 4)), None, 0.0), expected, atol=1e-6)
 
 
 def test_reset_rows_only_touches_halted(tiny_model):
@@ -122,7 +122,8 @@ def test_conv_model_is_local_and_size_agnostic():
         z2[0] += 1.0  # perturb the top-left cell
         board = (None, shape)
         zero = torch.zeros_like(z)
-        moved = (model.f(z2, zero, board, None) - model.f(z, zero, board, None)).abs().sum(-1)
+        moved = (model.f(z2, zero, board, None, 0.0)
+                 - model.f(z, zero, board, None, 0.0)).abs().sum(-1)
         moved = moved.view(*shape)
         assert moved[:2, :2].min() > 0 and moved[2:].max() == 0 and moved[:, 2:].max() == 0
     c = model.initial_carry(2, 49)
@@ -147,7 +148,7 @@ def test_rope2d_distinguishes_rows_from_columns():
 
 
 def test_down_projection_init_makes_recurrence_contractive():
-    """A small change of z0 must not blow up through one segment (see README deviations)."""
+    """A small change of z0 must not blow up through one segment (see docs/deviations.md)."""
     torch.manual_seed(0)
     model = EqR(tiny_config(hidden_size=64, noise_scale=0.0)).eval()
     c = model.initial_carry(8, 16)

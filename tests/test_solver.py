@@ -43,9 +43,9 @@ class BatchSpy:
     def __getattr__(self, name):
         return getattr(self.model, name)
 
-    def __call__(self, carry, inputs, generator=None):
+    def __call__(self, carry, inputs, generator=None, noise=None):
         self.sizes.append(len(inputs))
-        return self.model(carry, inputs, generator)
+        return self.model(carry, inputs, generator, noise)
 
     def parameters(self):
         return self.model.parameters()
@@ -163,3 +163,37 @@ def test_bad_config_rejected():
         SolveConfig(halt="sometimes")
     with pytest.raises(ValueError):
         SolveConfig(depth=0)
+
+
+def test_escalation_plan_stays_within_the_budget():
+    from eqr_solve.solver import stages
+
+    assert stages(SolveConfig(depth=16, retries=7)) == [(16, 1), (16, 7)]
+    plan = stages(SolveConfig(depth=16, retries=7, budget=20_000))
+    assert plan == [(16, 1), (16, 7), (64, 14), (256, 28)]
+    assert sum(d * b for d, b in plan) <= 20_000
+    assert stages(SolveConfig(depth=16, budget=100)) == [(16, 1)]  # 16 + 64*2 > 100
+    assert stages(SolveConfig(depth=16, budget=200)) == [(16, 1), (64, 2)]
+
+
+def test_only_unsettled_puzzles_escalate(tiny_model, monkeypatch):
+    """A puzzle whose restart halted early is done; one that never halts gets every stage,
+    and its answer is chosen among all of its restarts."""
+    import eqr_solve.solver as S
+
+    grids = np.random.default_rng(0).integers(1, 6, (2, 4, 4)).astype(np.uint8)
+    real = S.run_trajectories
+
+    def fake(model, g, cfg, progress=None):
+        run, seconds = real(model, g, cfg, progress)
+        # the first puzzle "settles" (its restarts stop at step 2), the second never does
+        first = np.flatnonzero(np.isin(np.arange(len(g) * cfg.breadth) // cfg.breadth,
+                                       [i for i, x in enumerate(g) if (x == grids[0]).all()]))
+        run.steps[first] = np.minimum(run.steps[first], 2)
+        return run, seconds
+
+    monkeypatch.setattr(S, "run_trajectories", fake)
+    res = S.solve(tiny_model, grids, SolveConfig(depth=4, retries=2, budget=100, halt="act"))
+    assert res[0].stages == 1 and len(res[0].restart_steps) == 1
+    assert res[1].stages == 3 and len(res[1].restart_steps) == 1 + 2 + 4
+    assert res[1].nfe == 4 + 2 * 4 + 4 * 16

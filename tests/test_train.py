@@ -167,12 +167,13 @@ def test_checkpoint_round_trip_and_weights_usable(tmp_path):
     assert state["step"] == 3 and len(state["shards"]) == 2
 
 
-def test_resume_continues_exactly(tmp_path):
-    T.run(tiny_recipe(max_steps=6), tmp_path / "a")
-    T.run(tiny_recipe(max_steps=3), tmp_path / "b")
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_resume_continues_exactly(tmp_path, dtype):
+    T.run(tiny_recipe(max_steps=6, dtype=dtype), tmp_path / "a")
+    T.run(tiny_recipe(max_steps=3, dtype=dtype), tmp_path / "b")
     with pytest.raises(FileExistsError):
-        T.run(tiny_recipe(max_steps=6), tmp_path / "b")
-    T.run(tiny_recipe(max_steps=6), tmp_path / "b", resume=True)
+        T.run(tiny_recipe(max_steps=6, dtype=dtype), tmp_path / "b")
+    T.run(tiny_recipe(max_steps=6, dtype=dtype), tmp_path / "b", resume=True)
     assert losses(tmp_path / "a") == losses(tmp_path / "b")
     a, _ = weights.load(str(tmp_path / "a" / "model.safetensors"))
     b, _ = weights.load(str(tmp_path / "b" / "model.safetensors"))

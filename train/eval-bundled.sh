@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The evaluations behind the accuracy tables of README "Bundled models". Run on a quiet
+# The evaluations behind the accuracy tables of docs/models.md. Run on a quiet
 # machine (no training), from the repository root. Eval sets are rebuilt from their seeds.
 set -euo pipefail
 E=".venv/bin/eqr-solve"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The evaluations behind the maze model card (README "Bundled models"); part of
+# The evaluations behind the maze model card (docs/models.md); part of
 # train/eval-bundled.sh. Run on a quiet machine from the repository root. Perfect mazes have
 # a unique path between any two cells, so every set has a unique shortest path. The bundled
 # model trained on boards up to 13x13 (train/maze-cpu-deep13.toml); 15x15 and 30x30

@@ -9,11 +9,15 @@ the text forms live here.
 
 from __future__ import annotations
 
+import errno
 import importlib
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from eqr_solve.errors import InputError  # noqa: F401  (re-exported: the old import path)
 
 
 @dataclass
@@ -32,10 +36,6 @@ class PuzzleError:
     message: str
 
 
-class InputError(ValueError):
-    """Raised for user input that cannot be used at all (bad file, bad format)."""
-
-
 KINDS = ("sudoku", "maze")  # the registry: one module per kind in this package
 
 
@@ -46,15 +46,83 @@ def get_task(kind: str):
     return importlib.import_module(f"eqr_solve.tasks.{kind}")
 
 
-def read_text(path: Path) -> str:
-    """Read a puzzle file as text, with a clear error for unreadable or binary files."""
+MAX_FILE_BYTES = 64 * 2**20  # a puzzle file bigger than this is refused, not read to the end
+_CHUNK = 2**20
+
+
+def read_text(path: Path, limit: int = MAX_FILE_BYTES) -> str:
+    """Read a puzzle file as text, with a one-line error for an unreadable, binary or too big
+    file. At most ``limit`` bytes are ever read, so a fifo or a device (/dev/zero) ends in
+    that error instead of filling the memory."""
+    chunks: list[bytes] = []
+    size = 0
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            while chunk := f.read(min(_CHUNK, limit + 1 - size)):
+                if b"\0" in chunk:
+                    raise InputError(f"{path}: not a text file")
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    raise InputError(f"{path}: bigger than {limit / 2**20:g} MiB, the limit for "
+                                     "a puzzle file (split it)")
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror or e})") from e
-    if b"\0" in data:
-        raise InputError(f"{path}: not a text file")
     try:
-        return data.decode("utf-8-sig")
+        return b"".join(chunks).decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: not UTF-8 text") from e
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why a directory entry is not read as a puzzle file, or None for a regular file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if path.is_symlink():
+            return "a broken symbolic link"
+        return f"cannot read ({e.strerror or e})"
+    if stat.S_ISDIR(mode):
+        return "a directory (folders are not searched)"
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def puzzle_files(path: Path) -> tuple[list[Path], list[PuzzleError]]:
+    """The files a path argument names: the path itself, or the visible regular files of a
+    directory (sorted, not recursive). The directory's other entries (folders, fifos, broken
+    or looping symbolic links) come back as skipped, each with its reason."""
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"{path}: {_not_a_file(path)}")
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    if not path.is_dir():
+        return [path], []
+    try:
+        entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+    except OSError as e:
+        raise InputError(f"{path}: cannot list the directory ({e.strerror or e})") from e
+    files, skipped = [], []
+    for p in entries:
+        reason = _not_a_file(p)
+        if reason:
+            skipped.append(PuzzleError(str(p), reason))
+        else:
+            files.append(p)
+    if not files:
+        raise InputError(f"{path}: the directory holds no puzzle files")
+    return files, skipped
+
+
+def read_puzzles(kind: str, files: list[Path]) -> list[Puzzle | PuzzleError]:
+    """Parse every file; a file that cannot be used at all becomes one PuzzleError, so one bad
+    file never stops the others."""
+    task = get_task(kind)
+    items: list[Puzzle | PuzzleError] = []
+    for f in files:
+        try:
+            items += task.parse(read_text(f), str(f))
+        except InputError as e:
+            items.append(PuzzleError(str(f), str(e).removeprefix(f"{f}: ")))
+    return items

@@ -239,8 +239,7 @@ def _parse_lines(content: list[tuple[int, str]], runs: list[str], origin: str) -
         if len(field) in _LINE_SIZES:  # right length, so the run stopped at a bad character
             items.append((src, f"bad character {field[len(run)]!r} at cell {len(run) + 1}"))
             continue
-        expected = usual or min(_LINE_SIZES, key=lambda k: (abs(k - len(run)), -k))
-        msg = f"expected {expected} cells, got {len(run)}"
+        msg = _count_message(len(run), usual)
         if len(run) < len(s) and not s[len(run)].isspace():
             msg += f" (stopped at {s[len(run)]!r})"
         items.append((src, msg))
@@ -291,8 +290,17 @@ def _parse_grids(lines: list[str], origin: str) -> list[Entry]:
 
 
 def _parse_csv(lines: list[str], header_line: int, origin: str) -> list[Entry]:
+    try:
+        return _read_csv(lines, header_line, origin)
+    except csv.Error as e:  # e.g. a field past the csv module's size limit
+        raise InputError(f"not a readable CSV file ({e})") from None
+
+
+def _read_csv(lines: list[str], header_line: int, origin: str) -> list[Entry]:
     reader = csv.reader(lines[header_line - 1 :])
-    header = [h.strip().lower() for h in next(reader)]
+    header = [h.strip().strip("\"'").strip().lower() for h in next(reader)]
+    if "question" not in header:
+        raise InputError("CSV header has no 'question' column")
     q = header.index("question")
     a = header.index("answer") if "answer" in header else None
     questions: list[tuple[str, np.ndarray | str]] = []
@@ -331,11 +339,20 @@ def _parse_csv(lines: list[str], header_line: int, origin: str) -> list[Entry]:
     return out
 
 
+def _count_message(got: int, usual: int | None = None) -> str:
+    """Why ``got`` cells are not a puzzle: the file's usual size, else the nearest size, else
+    (past the biggest size) every size there is."""
+    if usual is None and got > max(_LINE_SIZES):
+        sizes = ", ".join(str(k) for k in _LINE_SIZES)
+        return f"got {got} cells; a puzzle has {sizes} cells (4x4 up to {MAX_N}x{MAX_N})"
+    expected = usual or min(_LINE_SIZES, key=lambda k: (abs(k - got), -k))
+    return f"expected {expected} cells, got {got}"
+
+
 def _decode_field(field: str) -> np.ndarray | str:
     cells = field.strip()
     if len(cells) not in _LINE_SIZES:
-        expected = min(_LINE_SIZES, key=lambda k: (abs(k - len(cells)), -k))
-        return f"expected {expected} cells, got {len(cells)}"
+        return _count_message(len(cells))
     return _decode(cells, _LINE_SIZES[len(cells)], lambda k: f"cell {k + 1}")
 
 

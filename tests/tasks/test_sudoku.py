@@ -1,12 +1,11 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from eqr_solve.data import data_dir
 from eqr_solve.tasks import InputError, Puzzle, PuzzleError, read_text
 from eqr_solve.tasks import sudoku as S
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sudoku"
+SHARED = data_dir()  # the shared collections ($EQR_DATA_DIR, default ../shared/data)
 
 # A well-known puzzle and its solution (public domain example).
 PUZZLE = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
@@ -207,9 +206,9 @@ def test_solver_known_puzzle():
 
 
 def shared_puzzles(name: str, count: int) -> list[np.ndarray]:
-    path = SHARED / name
+    path = SHARED / "sudoku" / name if (SHARED / "sudoku").is_dir() else SHARED / name
     if not path.exists():
-        pytest.skip(f"{path} not available")
+        pytest.skip(f"{name}: the shared collections are not in {SHARED} (set EQR_DATA_DIR)")
     entries = S.parse(read_text(path), name)
     return [e.grid for e in entries[: 10 * count : 10]]  # test split: number divisible by 10
 

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# bf16 vs fp32 accuracy of the bundled models (docs/performance.md, "bf16 accuracy"): the CLI
+# defaults' eval (one ACT pass of 8 restarts, whose "retry" column is --retries 7) and long
+# trajectories with residual halting (where the run stops), each in fp32, bf16, and bf16 with
+# fp32 latents. Usage: bash benchmarks/bf16_accuracy.sh [sudoku-9x9|maze|small]
+set -euo pipefail
+E=".venv/bin/eqr-solve"
+O=docs/eval/bf16
+run() {  # name, then eval arguments
+  local name=$1; shift
+  for dt in fp32 bf16 bf16-fp32lat; do
+    extra=(--dtype "${dt%%-*}"); [ "$dt" = bf16-fp32lat ] && extra+=(--fp32-latents)
+    $E eval "$@" "${extra[@]}" --out "$O/$name-$dt" > "$O/$name-$dt.txt"
+  done
+}
+case "${1:-sudoku-9x9}" in
+  sudoku-9x9)
+    run 9x9-17clue-defaults sudoku -w sudoku-9x9 --data shared:puzzles2_17_clue.txt --limit 200 \
+        --depth 16 --breadth 1,8 --halt act
+    run 9x9-minimal-long sudoku -w sudoku-9x9 --data data/sudoku9-minimal.npz --limit 100 \
+        --depth 16,64,256 --breadth 1 --halt residual --tol 0.05 ;;
+  maze)  # its data: train/eval-maze.sh
+    run maze15-defaults maze -w maze --data data/maze15.npz --limit 200 --depth 64 \
+        --breadth 1,8 --halt residual --tol 0.3
+    run maze30-long maze -w maze --data data/maze30.npz --limit 20 --depth 64,256 \
+        --breadth 1 --halt residual --tol 0.3 ;;
+  small)  # the 4x4 and 6x6 models, on the minimal puzzles of train/eval-bundled.sh
+    for n in 4 6; do
+      run ${n}x${n}-minimal-defaults sudoku -w sudoku-${n}x${n} --data data/sudoku${n}-minimal.npz \
+          --limit 200 --depth 16 --breadth 1,8 --halt act
+    done ;;
+esac

@@ -1,0 +1,93 @@
+"""Solving parsed puzzles as the command line does: grouped by board shape (one model per
+group), and one JSON record per solved puzzle (what ``--json`` prints and ``--out`` writes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from eqr_solve import precision, solver, weights
+from eqr_solve.solver import Result, SolveConfig
+from eqr_solve.tasks import Puzzle, get_task
+
+
+def puzzle_text(kind: str, grid: np.ndarray) -> str | list[str]:
+    """The text form a record holds: a Sudoku line, or a maze's rows."""
+    task = get_task(kind)
+    return task.to_line(grid) if kind == "sudoku" else task.to_rows(grid)
+
+
+def solve_record(kind: str, puzzle: Puzzle, model_name: str, result: Result, cfg: SolveConfig,
+                 dtype, device) -> dict:
+    """The JSON record of one solved puzzle: the answer, its trace and every setting used."""
+    return {
+        "source": puzzle.source, "kind": kind, "model": model_name,
+        "puzzle": puzzle_text(kind, puzzle.grid), "solution": puzzle_text(kind, result.answer),
+        "valid": bool(result.valid), "steps": result.steps, "nfe": result.nfe,
+        "stages": result.stages, "restart": result.restart,
+        "residuals": [round(x, 6) for x in result.residuals],
+        "q": [round(x, 4) for x in result.q],
+        "seconds": round(result.seconds, 4), "depth": cfg.depth, "breadth": cfg.breadth,
+        "retries": cfg.retries, "budget": cfg.budget, "halt": cfg.halt, "select": cfg.select,
+        "seed": cfg.seed, "dtype": precision.NAMES[dtype], "device": device.type,
+    }
+
+
+@dataclass
+class Group:
+    """The puzzles of one board shape, solved by one model."""
+
+    model: str
+    shape: tuple[int, int]
+    index: list[int]  # positions of the group's puzzles in the list given to ``solve_groups``
+    results: list[Result]
+    seconds: float
+
+    def summary(self) -> dict:
+        return {"model": self.model, "board": f"{self.shape[0]}x{self.shape[1]}",
+                "count": len(self.index), "valid": sum(bool(r.valid) for r in self.results),
+                "steps": sum(r.steps for r in self.results),
+                "nfe": sum(r.nfe for r in self.results), "seconds": self.seconds}
+
+
+def shape_groups(puzzles: list[Puzzle]) -> dict[tuple[int, int], list[int]]:
+    """Puzzle positions by board shape, in order of first appearance."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, p in enumerate(puzzles):
+        groups.setdefault(p.grid.shape, []).append(i)
+    return groups
+
+
+def load_models(kind: str, shapes, weights_name: str | None, device, dtype) -> dict:
+    """The model (and its info) for each board shape, every one checked before any solving:
+    ``weights_name``, else the bundled default for the shape. Raises WeightsError."""
+    out = {}
+    for shape in shapes:
+        model, info = weights.load(weights_name or weights.default_name(kind, shape), device,
+                                   dtype)
+        weights.check_compatible(info, kind, shape)
+        out[shape] = (model, info)
+    return out
+
+
+def solve_groups(kind: str, puzzles: list[Puzzle], cfg: SolveConfig, models: dict,
+                 progress: Callable[[str, int], Callable | None] | None = None
+                 ) -> Iterator[Group]:
+    """Solve the puzzles one shape group at a time with ``models`` (from ``load_models``),
+    yielding each group as soon as it is done. ``progress(label, total)`` may return a pair of
+    callbacks ``(advance(n), grow(n))`` for the solver's progress and retries."""
+    import time
+
+    task = get_task(kind)
+    for shape, idx in shape_groups(puzzles).items():
+        model, info = models[shape]
+        grids = np.stack([puzzles[i].grid for i in idx])
+        hooks = progress(f"{info.name} {shape[0]}x{shape[1]}", len(idx) * cfg.breadth) \
+            if progress else None
+        advance, grow = hooks if hooks else (None, None)
+        t0 = time.perf_counter()
+        results = solver.solve(model, grids, cfg, check=task.is_solution, progress=advance,
+                               on_retry=grow)
+        yield Group(info.name, shape, idx, results, time.perf_counter() - t0)
