@@ -35,6 +35,7 @@ def write_eval(result: dict, out_dir: Path) -> list[Path]:
     if result.get("act"):
         written.append(act_vs_fixed(plt, cells, [c for c in result["act"]
                                                  if c["stratum"] == "all"], out_dir))
+    written.append(accuracy_vs_nfe_by_band(plt, result, out_dir))
     return written
 
 
@@ -120,6 +121,28 @@ def act_vs_fixed(plt, cells, act, out_dir: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(plt, fig, out_dir / "accuracy_vs_nfe_act.png")
+
+
+def accuracy_vs_nfe_by_band(plt, result: dict, out_dir: Path) -> Path:
+    """Exact accuracy against mean NFE per puzzle, one curve per difficulty band (and all),
+    over every (depth, breadth) cell of the run's main pass; the selection rule is the one
+    the CLI uses for that pass (q under ACT halting, else the residual)."""
+    rule = "acc_q" if result.get("halt") == "act" else "acc_residual"
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    strata = ["all"] + sorted({c["stratum"] for c in result["cells"]
+                               if c["stratum"].startswith("band ")}, key=lambda s: (len(s), s))
+    for name in strata:
+        pts = sorted((c["mean_nfe"], 100 * c[rule]) for c in result["cells"]
+                     if c["stratum"] == name)
+        n = next(c["puzzles"] for c in result["cells"] if c["stratum"] == name)
+        ax.plot(*zip(*pts), marker="o", lw=2.5 if name == "all" else 1.2,
+                label=f"{name.removeprefix('band ')} (n={n})")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("mean NFE per puzzle (segments x restarts)")
+    ax.set_ylabel("exact accuracy %")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, title="difficulty band", title_fontsize=7)
+    return _save(plt, fig, out_dir / "accuracy_vs_nfe_by_band.png")
 
 
 def _save(plt, fig, path: Path) -> Path:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from eqr_solve.errors import ResourceError
 from eqr_solve.model import EqR
 from eqr_solve.tasks import get_task
 
@@ -79,6 +80,18 @@ def classify(attractors: list[Attractor], broad: float = 0.9,
                  f"(stable wrong basins {stable_wrong:.0%})")
 
 
+MAX_TRACE_BYTES = 2**31  # the decoded answers of every init at every segment are kept
+
+
+def check_size(shape: tuple[int, int], inits: int, depth: int) -> None:
+    """Refuse (ResourceError) a landscape whose per-segment answers would not fit in memory."""
+    need = shape[0] * shape[1] * inits * depth
+    if need > MAX_TRACE_BYTES:
+        raise ResourceError(f"{inits} inits x {depth} segments of a {shape[0]}x{shape[1]} "
+                            f"board keep {need / 2**30:.1f} GiB of answers (the limit is "
+                            f"{MAX_TRACE_BYTES / 2**30:g} GiB): use fewer --inits or --depth")
+
+
 @torch.inference_mode()
 def explore(model: EqR, kind: str, puzzle: np.ndarray, inits: int = 256, depth: int = 256,
             seed: int = 0, move_tol: float = 0.05, project: bool = True,
@@ -88,6 +101,7 @@ def explore(model: EqR, kind: str, puzzle: np.ndarray, inits: int = 256, depth: 
     An init "still moves" when its last latent step is above ``move_tol`` relative to the
     latent's norm (the injected noise alone moves it by about 1%)."""
     task = get_task(kind)
+    check_size(puzzle.shape, inits, depth)
     device = next(model.parameters()).device
     H, W = puzzle.shape
     L = H * W

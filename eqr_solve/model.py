@@ -22,7 +22,7 @@ TRUNC_STD = 0.8796256610342398  # std of a standard normal truncated to [-2, 2]
 # Inference on CPU runs a big batch in row chunks whose largest intermediate stays under this:
 # bigger buffers are mmapped and page-faulted afresh on every call (measured with
 # benchmarks/row_chunks.py: the paper model at batch 256 ran at 8.6 segments/s unchunked,
-# 15.2 chunked; README "Performance").
+# 15.2 chunked; docs/performance.md).
 CPU_CHUNK_BYTES = 16 * 2**20
 
 
@@ -43,7 +43,7 @@ class EqRConfig:
     noise_scale: float = 0.01  # β, std of the noise added on every f-call
     init_std: float = 1.0  # σ0 of the random initial latents
     random_init: bool = True  # RI; False = TRM's fixed init vectors
-    down_proj_init_scale: float = 0.1  # see README "Deviations": keeps the recurrence contractive
+    down_proj_init_scale: float = 0.1  # see docs/deviations.md: keeps the recurrence contractive
     q_pool: str = "first"  # halting logit from cell 0 ("first", the reference), from the mean
     # latent over cells ("mean") or a smooth minimum of every cell's logit ("softmin")
     rms_norm_eps: float = 1e-5
@@ -166,7 +166,7 @@ def onednn_available() -> bool:
 # CPU inference runs its GEMMs through oneDNN with the elementwise op after each fused in: on
 # the development EPYC the paper model's SwiGLU runs at 185 vs 118-124 GFLOP/s (81 rows) and
 # 202 vs 171-174 (1,296 rows) on PyTorch's default GEMM, MKL (benchmarks/onednn_swiglu.py,
-# README "Performance"). The bench switches it off for its before/after rows.
+# docs/performance.md). The bench switches it off for its before/after rows.
 ONEDNN_CPU = onednn_available()
 
 
@@ -319,7 +319,7 @@ class NeighbourMix(nn.Module):
     """Depthwise 3x3 mixing over the board: each cell adds a per-channel weighted sum of
     itself and its 8 neighbours (zero outside the board). Local and translation-equivariant,
     so the same weights run on any board size and each f-call moves information one cell;
-    the recurrence supplies the reach (see README, "Deviations": the maze model)."""
+    the recurrence supplies the reach (see docs/deviations.md: the maze model)."""
 
     def __init__(self, cfg: EqRConfig):
         super().__init__()
@@ -547,7 +547,7 @@ class EqR(nn.Module):
         logits = self.lm_head(head_in).transpose(0, 1)
         # the halting head reads cell 0 (as the reference); a local mixer never brings global
         # information there, so a conv model pools over cells: the mean latent, or a smooth
-        # minimum of every cell's halting logit (one unsettled cell vetoes; README "Deviations")
+        # minimum of every cell's halting logit (one unsettled cell vetoes; docs/deviations.md)
         if self.cfg.q_pool == "softmin":
             q_halt = -torch.logsumexp(-self.q_head(head_in)[..., 0].float(), dim=0)
         elif self.cfg.q_pool == "mean":
@@ -561,7 +561,7 @@ class EqR(nn.Module):
         """torch.compile the blocks in place (parameter names unchanged); False when the
         compiler is unavailable (e.g. no C++ toolchain), leaving the model eager."""
         x = torch.zeros(self.cfg.seq_len or 4, 2, self.cfg.hidden_size,
-                        device=self.H_init.device)
+                        device=self.H_init.device, dtype=self.embed.weight.dtype)
         board = (self.rope(1, x.shape[0]), (1, x.shape[0]))
         try:
             for block in self.blocks:

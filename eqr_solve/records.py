@@ -3,6 +3,7 @@ group), and one JSON record per solved puzzle (what ``--json`` prints and ``--ou
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -73,13 +74,11 @@ def load_models(kind: str, shapes, weights_name: str | None, device, dtype) -> d
 
 
 def solve_groups(kind: str, puzzles: list[Puzzle], cfg: SolveConfig, models: dict,
-                 progress: Callable[[str, int], Callable | None] | None = None
+                 progress: Callable[[str, int], tuple | None] | None = None
                  ) -> Iterator[Group]:
     """Solve the puzzles one shape group at a time with ``models`` (from ``load_models``),
     yielding each group as soon as it is done. ``progress(label, total)`` may return a pair of
     callbacks ``(advance(n), grow(n))`` for the solver's progress and retries."""
-    import time
-
     task = get_task(kind)
     for shape, idx in shape_groups(puzzles).items():
         model, info = models[shape]

@@ -63,9 +63,10 @@ class SolveConfig:
             if not (isinstance(value, Integral) and lo <= value and (hi is None or value <= hi)):
                 limit = f"between {lo:,} and {hi:,}" if hi is not None else f"at least {lo}"
                 raise InputError(f"{name} must be an integer {limit}, not {value!r}")
-        for name, value in (("tol", self.tol), ("noise", self.noise)):
-            if value is not None and not (isinstance(value, Real) and 0 <= value < inf):
-                raise InputError(f"{name} must be a finite number >= 0, not {value!r}")
+        if not (isinstance(self.tol, Real) and self.tol >= 0):
+            raise InputError(f"tol must be a number >= 0, not {self.tol!r}")
+        if self.noise is not None and not (isinstance(self.noise, Real) and 0 <= self.noise < inf):
+            raise InputError(f"noise must be a finite number >= 0, not {self.noise!r}")
 
 
 @dataclass
@@ -114,9 +115,9 @@ def residual_score(residuals: np.ndarray, steps: np.ndarray, window: int) -> np.
 
 
 def auto_select(halt: str) -> str:
-    """The selection rule measured best for a halting mode (README "Choosing the defaults"):
-    under ACT, restarts stop at different depths, so their residuals are not comparable and
-    the halting head's confidence q wins; otherwise the smallest residual."""
+    """The selection rule measured best for a halting mode (docs/models.md, "Choosing the
+    defaults"): under ACT, restarts stop at different depths, so their residuals are not
+    comparable and the halting head's confidence q wins; otherwise the smallest residual."""
     return "q" if halt == "act" else "residual"
 
 

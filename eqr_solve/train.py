@@ -506,26 +506,28 @@ RESUMABLE_KEYS = ("max_steps", "max_minutes", "log_every_seconds", "checkpoint_e
 
 
 def prepare(kind: str, name: str, overrides: list[str], run_dir: Path | None = None,
-            resume: bool = False) -> dict:
-    """The recipe ``name`` with ``overrides``, checked before any work: it trains a ``kind``
-    model, its config is valid, and (resuming a run in ``run_dir``) every override is one
-    that still applies (``RESUMABLE_KEYS``). Raises RecipeError with one line."""
+            resume: bool = False) -> tuple[dict, Path]:
+    """The recipe ``name`` with ``overrides`` and its run directory (``run_dir``, else
+    runs/NAME), checked before any work: it trains a ``kind`` model, its config is valid, and
+    (resuming a run) every override is one that still applies (``RESUMABLE_KEYS``). Raises
+    RecipeError with one line."""
     try:
         recipe = apply_overrides(load_recipe(name), overrides)
         if recipe.get("kind") != kind:
             raise RecipeError(f"recipe {name} trains a {recipe.get('kind')} model, not {kind}")
         config_summary(recipe)
-    except (FileNotFoundError, ValueError, TypeError, KeyError) as e:
+    except (FileNotFoundError, ValueError, TypeError, KeyError, AttributeError) as e:
         raise RecipeError(f"bad recipe: {e}") from None
+    run_dir = run_dir or Path("runs") / recipe["name"]
     resumable = {f"train.{k}" for k in RESUMABLE_KEYS}
     fixed = [k for k in (item.partition("=")[0].strip() for item in overrides)
              if k not in resumable]
-    if resume and fixed and run_dir is not None and (run_dir / "state.pt").exists():
+    if resume and fixed and (run_dir / "state.pt").exists():
         raise RecipeError(f"--resume continues the run with its own recipe; --set {fixed[0]} "
                           "would not apply (only train.max_steps, max_minutes and the log/"
                           "checkpoint/eval intervals may change): start a new run, e.g. with "
                           "init_from")
-    return recipe
+    return recipe, run_dir
 
 
 def run(recipe: dict, run_dir: Path, resume: bool = False, device: str = "auto",
@@ -657,3 +659,11 @@ def summarize(acc: torch.Tensor, n_steps: int, seconds: float, trainer: Trainer)
 
 def config_summary(recipe: dict) -> dict:
     return {"model": asdict(model_config(recipe)), "train": asdict(train_config(recipe))}
+
+
+if __name__ == "__main__":  # the old form, before `python -m eqr_solve train`
+    import sys
+
+    sys.stderr.write("error: run training as `eqr-solve train ...` or `torchrun "
+                     "--nproc-per-node N -m eqr_solve train ...` (not -m eqr_solve.train)\n")
+    sys.exit(2)

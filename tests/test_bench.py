@@ -16,15 +16,16 @@ def test_timed_reports_min_and_median():
 
 def test_quick_bench_writes_json(models, tmp_path):  # noqa: F811
     r = CliRunner().invoke(app, ["bench", "--quick", "--batches", "1,2", "--repeats", "1",
-                                 "--no-compile", "--json", str(tmp_path / "b.json")])
+                                 "--no-compile", "--dtype", "fp32", "--json",
+                                 "--out", str(tmp_path / "b.json")])
     assert r.exit_code == 0, r.output
     report = json.loads((tmp_path / "b.json").read_text())
+    assert json.loads(r.stdout) == report  # --json: the same report, one line on stdout
     peak = report["peak"]
     assert peak["gflops_max"] == max(peak["by_backend"].values()) > 0
     assert peak["backend"] in peak["by_backend"] and "torch.mm" in peak["by_backend"]
     eager = [x["batch"] for x in report["inference"] if x["mode"] == "eager"]
-    before = [x["batch"] for x in report["inference"] if x["mode"] == "eager, no oneDNN"]
-    assert eager == [1, 2] and before == ([1, 2] if "oneDNN" in peak["by_backend"] else [])
+    assert eager == [1, 2] and {x["dtype"] for x in report["inference"]} == {"float32"}
     assert all(x["segments_per_s_max"] > 0 for x in report["inference"])
     assert all(x["gemm_gflops"] > 0 and x["pct_gemm"] > 0 and x["pct_peak_paired"] > 0
                for x in report["inference"])
@@ -40,13 +41,15 @@ def test_model_gemm_uses_the_inference_chunk():
 
 def test_bench_parts_selects_what_is_measured(tmp_path):
     r = CliRunner().invoke(app, ["bench", "--quick", "--parts", "solving", "--repeats", "1",
-                                 "--json", str(tmp_path / "b.json")])
+                                 "--out", str(tmp_path / "b.json")])
     assert r.exit_code == 0, r.output
     report = json.loads((tmp_path / "b.json").read_text())
     assert report["inference"] == [] and report["training"] == []
     assert report["machine"]["cpu"]
     bad = CliRunner().invoke(app, ["bench", "--parts", "speed"])
-    assert bad.exit_code == 2 and "--parts" in bad.output
+    assert bad.exit_code == 2 and "speed" in bad.stderr and len(bad.stderr.splitlines()) == 1
+    r = CliRunner().invoke(app, ["bench", "--quick", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "not a regular file" in r.stderr
 
 
 def test_paired_alternates_and_ratios_each_run_to_its_own_peak():

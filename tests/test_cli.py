@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ from typer.testing import CliRunner
 
 from eqr_solve import cli, solver, weights
 from eqr_solve.cli import app
+from eqr_solve.errors import InputError
 from eqr_solve.model import EqR
 from eqr_solve.tasks import maze, sudoku
 from tests.conftest import tiny_config
@@ -246,3 +248,217 @@ def test_data_from_sudoku_extreme_csv(tmp_path):
     ds = np.load(tmp_path / "x.npz")
     assert len(ds["inputs"]) == 3
     assert all(sudoku.is_solution(p, y) for p, y in zip(ds["inputs"], ds["labels"]))
+
+
+# -- exit codes, one-line errors, --json everywhere, --protocol, reliability -----------------------
+def one_error_line(r, code: int = 2) -> str:
+    """The run exited with ``code`` and said why in exactly one line on stderr."""
+    assert r.exit_code == code, (r.exit_code, r.output)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.output, r.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("option", [
+    ["--depth", "1000000000"], ["--depth", "0"], ["--depth", "1e20"], ["--breadth", "100001"],
+    ["--seed", str(2**64)], ["--seed", "-1"], ["--noise", "nan"], ["--noise", "-1"],
+    ["--noise", "inf"], ["--tol", "nan"], ["--tol", "-1"], ["--min-steps", "-3"],
+    ["--retries", "-1"], ["--budget", "-5"], ["--halt", "sometimes"],
+])
+def test_option_out_of_bounds_is_refused_in_one_line(models, tmp_path, monkeypatch, option):
+    monkeypatch.setattr(solver, "solve", None)  # refused before any solving
+    path = write(tmp_path, "p.txt", PUZZLE_4x4)
+    msg = one_error_line(runner.invoke(app, ["sudoku", str(path), *option]))
+    assert msg.startswith("error: ") and option[0] in msg
+
+
+def test_solve_config_checks_its_own_bounds():
+    for bad in (dict(depth=10**9), dict(breadth=0), dict(seed=2**64), dict(noise=float("nan")),
+                dict(tol=-1.0), dict(min_steps=-3), dict(retries=-1)):
+        with pytest.raises(InputError):
+            solver.SolveConfig(**bad)
+
+
+def test_deep_run_allocates_traces_by_the_steps_run(tiny_model):
+    grids = np.stack([sudoku.from_line("1...........3..2")])
+    cfg = solver.SolveConfig(depth=1_000_000, halt="residual", tol=1e9, min_steps=2)
+    run, _ = solver.run_trajectories(tiny_model, grids, cfg)
+    assert run.steps.tolist() == [2] and run.residuals.shape[1] <= 64
+    res = solver.solve(tiny_model, grids, solver.SolveConfig(depth=100, halt="none"))
+    assert res[0].steps == 100 and len(res[0].residuals) == 99  # traces grew past 64
+
+
+def test_internal_error_is_exit_3_in_one_line(models, tmp_path, monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("something broke\nover two lines")
+
+    monkeypatch.setattr(solver, "solve", broken)
+    monkeypatch.delenv("EQR_DEBUG", raising=False)
+    path = write(tmp_path, "p.txt", PUZZLE_4x4)
+    msg = one_error_line(runner.invoke(app, ["sudoku", str(path)]), 3)
+    assert msg == ("internal error: RuntimeError: something broke over two lines "
+                   "(set EQR_DEBUG=1 for the traceback)")
+    monkeypatch.setenv("EQR_DEBUG", "1")
+    r = runner.invoke(app, ["sudoku", str(path)])
+    assert r.exit_code == 3 and "Traceback" in r.stderr and "in broken" in r.stderr
+
+
+def test_long_error_stays_one_line_and_markup_is_literal(models, tmp_path, monkeypatch):
+    monkeypatch.setattr(cli.err, "width", 40)
+    folder = tmp_path / ("a-long-folder-name-" * 4 + "[bold]")
+    folder.mkdir()
+    msg = one_error_line(runner.invoke(app, ["sudoku", str(folder / "missing.txt")]))
+    assert msg == f"error: {folder / 'missing.txt'}: no such file or directory"
+
+
+def test_usage_error_is_one_line(models):
+    msg = one_error_line(runner.invoke(app, ["sudoku"]))
+    assert msg.startswith("error: Missing argument") and "sudoku --help" in msg
+
+
+def test_out_that_cannot_be_written_fails_before_solving(models, tmp_path, monkeypatch):
+    monkeypatch.setattr(solver, "solve", None)  # never reached
+    path = write(tmp_path, "p.txt", PUZZLE_4x4)
+    a_file = write(tmp_path, "a-file", "x")
+    blocked = tmp_path / "blocked"
+    (blocked / "eqr-solve-sudoku.jsonl").mkdir(parents=True)  # a folder where the file goes
+    for out, says in (("/dev/null", "not a folder"), (str(a_file), "not a folder"),
+                      (str(blocked), "not a regular file")):
+        msg = one_error_line(runner.invoke(app, ["sudoku", str(path), "--out", out]))
+        assert says in msg, msg
+    if os.geteuid() != 0:  # root writes into read-only folders
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o555)
+        msg = one_error_line(runner.invoke(app, ["sudoku", str(path), "--out", str(ro)]))
+        assert "not writable" in msg or "cannot write" in msg
+
+
+def test_json_records_are_written_per_shape_group(models, oracle, tmp_path, monkeypatch):
+    import sys
+
+    seen = []
+    real = solver.solve
+
+    def solve(model, grids, *a, **k):  # what was already written when a group starts
+        sys.stdout.flush()
+        seen.append((sys.stdout.buffer.getvalue().count(b"\n"),
+                     len((tmp_path / "o" / "eqr-solve-maze.jsonl").read_text().splitlines())))
+        return real(model, grids, *a, **k)
+
+    monkeypatch.setattr(solver, "solve", solve)
+    path = write(tmp_path, "m.txt", "#####\n#S  #\n# # #\n#  G#\n#####\n\n#####\n#S G#\n#####\n"
+                                    "\n######\n#S  G#\n######\n")
+    r = runner.invoke(app, ["maze", str(path), "--depth", "2", "--json", "--out",
+                            str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert seen == [(0, 0), (1, 1), (2, 2)]  # three shapes: 5x5, then 3x5, then 3x6
+    assert [json.loads(x)["source"] for x in r.stdout.splitlines()] == [
+        f"{path}:1", f"{path}:7", f"{path}:11"]
+
+
+def test_bad_file_in_a_folder_only_skips_that_file(models, oracle, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write(folder, "a.csv", "'question',answer\n1...........3..2,1243432121343412\n")
+    (folder / "b.txt").write_bytes(b"\x00binary")
+    write(folder, "c.txt", PUZZLE_4x4)
+    (folder / "loop").symlink_to(folder / "loop")
+    (folder / "sub").mkdir()
+    r = runner.invoke(app, ["sudoku", str(folder), "--depth", "2", "--json"])
+    assert r.exit_code == 2  # some input was unusable; the rest is solved
+    assert [json.loads(x)["source"] for x in r.stdout.splitlines()] == [
+        f"{folder / 'a.csv'}:2", f"{folder / 'c.txt'}:1"]
+    warnings = r.stderr.splitlines()
+    assert f"skipped {folder / 'b.txt'}: not a text file" in warnings
+    assert f"skipped {folder / 'loop'}: a symbolic link loop" in warnings
+    assert any(w.startswith(f"skipped {folder / 'sub'}: a directory") for w in warnings)
+
+
+def test_protocol_paper_for_solving(models, tmp_path):
+    path = write(tmp_path, "p.txt", PUZZLE_4x4)
+    r = runner.invoke(app, ["sudoku", str(path), "--depth", "3", "--breadth", "2", "--json",
+                            "--protocol", "paper"])
+    rec = json.loads(r.stdout)
+    assert (rec["halt"], rec["retries"], rec["select"], rec["nfe"]) == ("none", 0, "residual", 6)
+    msg = one_error_line(runner.invoke(app, ["sudoku", str(path), "--protocol", "paper",
+                                             "--halt", "act"]))
+    assert "--protocol paper" in msg and "--halt act" in msg
+    r = runner.invoke(app, ["sudoku", str(path), "--protocol", "paper", "--halt", "none",
+                            "--depth", "2"])
+    assert r.exit_code == 1 and r.stderr.startswith("protocol: paper")
+
+
+def test_weights_list_and_info_json(models):
+    r = runner.invoke(app, ["weights", "list", "--json"])
+    records = [json.loads(x) for x in r.stdout.splitlines()]
+    assert r.exit_code == 0 and {x["name"] for x in records} == {"maze", "sudoku-4x4"}
+    assert next(x for x in records if x["name"] == "sudoku-4x4")["board"] == [4, 4]
+    r = runner.invoke(app, ["weights", "info", "sudoku-4x4", "--json"])
+    (info,) = [json.loads(x) for x in r.stdout.splitlines()]
+    assert info["config"]["hidden_size"] == 32 and info["parameters"] > 0
+
+
+def test_data_json_and_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("EQR_DATA_DIR", "unused")  # restored after the command changes it
+    from eqr_solve import data as D
+
+    shared = tmp_path / "shared"
+    (shared / "sudoku").mkdir(parents=True)
+    ds = D.generate("sudoku", 12, seed=5, n=9, blanks=40)
+    (shared / "sudoku" / "mine.txt").write_text("".join(sudoku.to_line(g) + "\n"
+                                                        for g in ds.inputs))
+    r = runner.invoke(app, ["data", "sudoku", "--collection", "mine.txt", "--data-dir",
+                            str(shared), "--out", str(tmp_path / "t"), "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)
+    assert rec["count"] == 2 and rec["shape"] == [9, 9]  # puzzles 0 and 10: the test split
+    msg = one_error_line(runner.invoke(app, ["data", "sudoku", "--collection", "mine.txt",
+                                             "--data-dir", str(tmp_path / "none"), "--out",
+                                             str(tmp_path / "u")]))
+    assert "--data-dir" in msg
+
+
+def test_eval_protocol_paper_json(models, tmp_path):
+    path = write(tmp_path, "p.txt", "1...........3..2\n.2..........3..1\n")
+    r = runner.invoke(app, ["eval", "sudoku", "--data", str(path), "--depth", "2,3",
+                            "--breadth", "1,4", "--protocol", "paper", "--json"])
+    assert r.exit_code == 0, r.output
+    (result,) = [json.loads(x) for x in r.stdout.splitlines()]
+    assert result["protocol"] == "paper" and result["halt"] == "none" and result["act"] == []
+    cell = next(c for c in result["cells"] if c["stratum"] == "all" and c["depth"] == 3
+                and c["breadth"] == 4)
+    assert {"acc_residual", "acc_vote", "any_correct", "pass@1", "pass@2"} <= set(cell)
+    assert "pass@4" not in cell and cell["mean_steps"] == 3  # k < B; every segment runs
+    r = runner.invoke(app, ["eval", "sudoku", "--data", str(path), "--protocol", "paper"])
+    # (the human view says which protocol ran)
+    assert r.exit_code == 0 and "protocol: paper" in r.stderr
+    one_error_line(runner.invoke(app, ["eval", "sudoku", "--data", str(path), "--protocol",
+                                       "paper", "--halt", "both"]))
+
+
+def test_landscape_refuses_a_size_that_does_not_fit(models, tmp_path):
+    path = write(tmp_path, "p.txt", PUZZLE_4x4)
+    msg = one_error_line(runner.invoke(app, ["landscape", str(path), "--inits", "100000",
+                                             "--depth", "1000000"]))
+    assert "GiB" in msg
+
+
+def test_train_json_records_on_stdout(tmp_path):
+    from tests.test_train import tiny_recipe, write_recipe
+
+    rfile = write_recipe(tmp_path / "tiny.toml", tiny_recipe(max_steps=3))
+    r = runner.invoke(app, ["train", "sudoku", "--recipe", str(rfile), "--out",
+                            str(tmp_path / "run"), "--json"])
+    assert r.exit_code == 0, r.output
+    records = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["step"] for x in records if "lm_loss" in x] == [1, 2, 3]
+    assert "training tiny" in r.stderr and "weights:" in r.stderr
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "eqr_solve", "weights", "info", "nope"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("error: no bundled or registered model")

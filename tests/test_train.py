@@ -183,7 +183,7 @@ def test_resume_continues_exactly(tmp_path, dtype):
 
 def cli_train(run_dir: Path, recipe: Path, *extra, env=None):
     return subprocess.Popen(
-        [sys.executable, "-m", "eqr_solve.train", "sudoku", "--recipe", str(recipe),
+        [sys.executable, "-m", "eqr_solve", "train", "sudoku", "--recipe", str(recipe),
          "--out", str(run_dir), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **(env or {})},
@@ -255,7 +255,7 @@ def test_distributed_matches_single_process(tmp_path):
     env = {"OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-         "--master-port", str(29500 + os.getpid() % 1000), "-m", "eqr_solve.train", "sudoku",
+         "--master-port", str(29500 + os.getpid() % 1000), "-m", "eqr_solve", "train", "sudoku",
          "--recipe", str(rfile), "--out", str(tmp_path / "ddp")],
         capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -107,7 +107,7 @@ def populate_hub_cache(cache: Path, repo: str, filename: str, src: Path, commit=
 
 
 def run_cli(args, env):
-    return subprocess.run([sys.executable, "-m", "eqr_solve.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "eqr_solve", *args], capture_output=True,
                           text=True, env={**os.environ, **env}, timeout=120)
 
 
@@ -143,3 +143,30 @@ def test_bundle_merges_measured_accuracy(tmp_path, monkeypatch):
     info = weights.read_info(dst)
     assert info.meta == {"step": 7, "accuracy": {"x": 1}}
     weights.load("sudoku-4x4")
+
+
+def test_saved_model_is_readable_by_others_as_umask_allows(tmp_path):
+    old = os.umask(0o022)
+    try:
+        weights.save(EqR(tiny_config()), tmp_path / "a.safetensors", "sudoku", (4, 4))
+        os.umask(0o077)
+        weights.save(EqR(tiny_config()), tmp_path / "b.safetensors", "sudoku", (4, 4))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.safetensors").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.safetensors").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("board", [(4, 4, 4), (4,), (0, 4)])
+def test_board_metadata_must_be_two_sizes(tmp_path, board):
+    path = tmp_path / "m.safetensors"
+    weights.save(EqR(tiny_config()), path, "sudoku", board)
+    with pytest.raises(weights.WeightsError, match="board"):
+        weights.read_info(path)
+
+
+def test_old_error_import_paths_are_the_typed_errors():
+    from eqr_solve import errors, tasks
+
+    assert weights.WeightsError is errors.WeightsError and tasks.InputError is errors.InputError
+    assert issubclass(errors.InputError, ValueError) and issubclass(errors.RecipeError, ValueError)

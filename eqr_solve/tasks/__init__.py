@@ -122,7 +122,8 @@ def read_puzzles(kind: str, files: list[Path]) -> list[Puzzle | PuzzleError]:
     items: list[Puzzle | PuzzleError] = []
     for f in files:
         try:
-            items += task.parse(read_text(f), str(f))
+            found = task.parse(read_text(f), str(f))
         except InputError as e:
-            items.append(PuzzleError(str(f), str(e).removeprefix(f"{f}: ")))
+            found = [PuzzleError(str(f), str(e).removeprefix(f"{f}: "))]
+        items += found or [PuzzleError(str(f), "no puzzles in the file")]
     return items

@@ -57,13 +57,14 @@ def _tokens(rows: list[str]) -> np.ndarray | str:
 
 
 def parse(text: str, origin: str) -> list[Puzzle | PuzzleError]:
-    """Mazes separated by empty lines (a line of spaces is a row of open cells); ``o`` cells
-    are read as open so solved mazes can be fed back. Each bad maze becomes a PuzzleError;
-    text with no maze at all raises."""
+    """Mazes separated by empty lines. A line of spaces is a row of open cells, not a
+    separator (a blank line holding other white space, such as a tab, still separates). ``o``
+    cells are read as open so solved mazes can be fed back. Each bad maze becomes a
+    PuzzleError; text with no maze at all raises."""
     blocks: list[tuple[int, list[str]]] = []
     rows: list[str] = []
     for i, line in enumerate(text.splitlines(), 1):
-        if line:
+        if line.strip() or (line and not line.strip(" ")):
             if not rows:
                 first = i
             rows.append(line)

@@ -1,0 +1,220 @@
+"""``eqr-solve sudoku`` and ``eqr-solve maze``: solve puzzle files (a file or a folder)."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from eqr_solve import render
+from eqr_solve.cli import (
+    DepthOpt,
+    DeviceOpt,
+    DtypeOpt,
+    Halt,
+    JsonOpt,
+    Protocol,
+    ProtocolOpt,
+    SeedOpt,
+    Select,
+    TolOpt,
+    WeightsOpt,
+    app,
+    check_range,
+    emit,
+    err,
+    line,
+    open_output,
+    out,
+    output_dir,
+    pick_device,
+    pick_dtype,
+    skipped,
+)
+from eqr_solve.errors import InputError
+
+DEFAULT_HALT = {"sudoku": "act", "maze": "residual"}
+DEFAULT_RETRIES = 7
+
+BreadthOpt = Annotated[int, typer.Option("--breadth", "-b",
+                                         help="Independent random restarts per puzzle (B).")]
+HaltOpt = Annotated[Halt | None, typer.Option(
+    help="Stop a trajectory early: learned halting head (act), small logit change (residual), "
+         "or never. Default: act for sudoku, residual for maze.", show_default=False)]
+BudgetOpt = Annotated[int | None, typer.Option(
+    help="NFE per puzzle for escalation: a puzzle still unsettled after the retries gets 4x "
+         "deeper, 2x broader attempts while its worst-case NFE stays within this. "
+         "Default: 0 (none).", show_default=False)]
+RetriesOpt = Annotated[int | None, typer.Option(
+    help="More restarts for a puzzle none of whose restarts halted before --depth (no "
+         "attractor found); the answer is then chosen among all of them. Default: 7.",
+    show_default=False)]
+MinStepsOpt = Annotated[int, typer.Option(help="No halting before this many segments.")]
+SelectOpt = Annotated[Select, typer.Option(
+    help="Pick one restart: smallest residual (no verifier), majority vote, highest halting "
+         "confidence (q), or 'verify' (first answer the checker accepts: uses a verifier). "
+         "auto = q with --halt act, residual otherwise.")]
+NoiseOpt = Annotated[float | None, typer.Option(help="Noise scale β at inference "
+                                                     "(default: the model's).")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Also write the JSONL records to "
+                                                           "this directory.")]
+BoardsOpt = Annotated[bool | None, typer.Option(
+    "--boards/--no-boards", help="Draw every board (default: only for up to 10 puzzles).")]
+
+
+def solve_config(kind: str, protocol: Protocol, depth: int, breadth: int, retries: int | None,
+                 budget: int | None, halt: Halt | None, min_steps: int, tol: float,
+                 select: Select, noise: float | None, seed: int):
+    """The SolveConfig of the options after ``--protocol`` (a value out of bounds is refused
+    here, naming its option, and again by SolveConfig)."""
+    from eqr_solve import protocol as P
+    from eqr_solve.solver import MAX_BREADTH, MAX_DEPTH, MAX_SEED, SolveConfig, auto_select
+
+    for option, value, lo, hi in (
+            ("--depth", depth, 1, MAX_DEPTH), ("--breadth", breadth, 1, MAX_BREADTH),
+            ("--retries", retries or 0, 0, MAX_BREADTH), ("--min-steps", min_steps, 0, None),
+            ("--budget", budget or 0, 0, MAX_DEPTH * MAX_BREADTH), ("--seed", seed, 0, MAX_SEED),
+            ("--tol", tol, 0, None), ("--noise", 0.0 if noise is None else noise, 0, None)):
+        check_range(option, value, lo, hi)
+    given = {"halt": halt.value if halt else None, "retries": retries, "budget": budget,
+             "select": None if select == Select.auto else select.value}
+    s = P.apply(protocol.value, given)
+    halt_mode = s["halt"] or DEFAULT_HALT[kind]
+    return SolveConfig(
+        depth=depth, breadth=breadth, halt=halt_mode, min_steps=min_steps, tol=tol,
+        select=s["select"] or auto_select(halt_mode),
+        window=P.PROTOCOLS[protocol.value].get("window", 3), noise=noise,
+        retries=DEFAULT_RETRIES if s["retries"] is None else s["retries"],
+        budget=s["budget"] or 0, seed=seed)
+
+
+def solve_command(kind: str, path: Path, *, depth: int, breadth: int, retries: int | None,
+                  budget: int | None, halt: Halt | None, min_steps: int, tol: float,
+                  select: Select, protocol: Protocol, weights_name: str | None, device: str,
+                  dtype_name: str, seed: int, noise: float | None, as_json: bool,
+                  out_dir: Path | None, boards: bool | None) -> None:
+    from eqr_solve import precision, records
+    from eqr_solve.tasks import Puzzle, PuzzleError, puzzle_files, read_puzzles
+
+    cfg = solve_config(kind, protocol, depth, breadth, retries, budget, halt, min_steps, tol,
+                       select, noise, seed)
+    dev = pick_device(device)
+    dtype = pick_dtype(dtype_name, dev)
+    files, entries = puzzle_files(path)
+    for entry in entries:
+        skipped(entry)
+    items = read_puzzles(kind, files)
+    puzzles = [p for p in items if isinstance(p, Puzzle)]
+    bad = [p for p in items if isinstance(p, PuzzleError)]
+    for b in bad:
+        skipped(b)
+    if not puzzles:
+        raise InputError("no usable puzzle found" + (f" in {path}" if not bad else ""))
+    models = records.load_models(kind, records.shape_groups(puzzles), weights_name, dev, dtype)
+    if protocol != Protocol.default and not as_json:
+        from eqr_solve.protocol import DESCRIPTIONS
+
+        line("protocol:", "bold", DESCRIPTIONS[protocol.value])
+    if cfg.select == "verify" and not as_json:
+        line("note:", "yellow", "--select verify uses the puzzle checker to choose among "
+             "restarts (a verifier), unlike the paper's verifier-free selection")
+
+    results: list = [None] * len(puzzles)
+    summary = []
+    with ExitStack() as stack:
+        sink = None
+        if out_dir is not None:
+            out_file = output_dir(out_dir) / f"eqr-solve-{kind}.jsonl"
+            sink = stack.enter_context(open_output(out_file, files))
+        progress = stack.enter_context(Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), console=err, transient=True, redirect_stdout=False,
+            redirect_stderr=False, disable=len(puzzles) * cfg.breadth < 8))
+
+        def hooks(label: str, total: int):
+            bar = progress.add_task(label, total=total)
+            return (lambda n: progress.advance(bar, n),
+                    lambda n: progress.update(bar, total=progress.tasks[bar].total + n))
+
+        for group in records.solve_groups(kind, puzzles, cfg, models, hooks):
+            summary.append(group.summary())
+            for i, r in zip(group.index, group.results):
+                results[i] = r
+                record = records.solve_record(kind, puzzles[i], group.model, r, cfg, dtype, dev)
+                if as_json:
+                    emit(record)
+                if sink is not None:
+                    emit(record, sink)
+
+    if not as_json:
+        show_boards = boards if boards is not None else len(puzzles) <= 10
+        for p, r in zip(puzzles, results):
+            if show_boards:
+                out.print(Text(p.source, style="bold"), soft_wrap=True)
+                out.print(render.board(kind, p.grid, r.answer), end="")
+                out.print(render.trace_line(r, cfg.depth, cfg.halt))
+                out.print()
+            elif not r.valid:
+                out.print(Text.assemble(("✗", "red"), f" {p.source}: no valid solution found"),
+                          soft_wrap=True)
+        if len(puzzles) > 1 or not show_boards:
+            more = f" (+{cfg.retries} if unconverged)" if cfg.retries else ""
+            out.print(render.summary_table(
+                f"{kind}: depth {cfg.depth}, breadth {cfg.breadth}{more}, halt {cfg.halt}, "
+                f"select {cfg.select}, {dev.type} {precision.NAMES[dtype]}"
+                + (f", protocol {protocol.value}" if protocol != Protocol.default else ""),
+                summary))
+        if out_dir is not None:
+            out.print(f"records written to {out_file}", style="dim", markup=False,
+                      soft_wrap=True)
+    if bad:
+        raise typer.Exit(2)
+    if any(not r.valid for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def sudoku(
+    path: Annotated[Path, typer.Argument(help="Puzzle file (one per line, grid, or CSV) or a "
+                                              "directory of them.")],
+    depth: DepthOpt = 16, breadth: BreadthOpt = 1, retries: RetriesOpt = None,
+    budget: BudgetOpt = None, halt: HaltOpt = None, min_steps: MinStepsOpt = 2,
+    tol: TolOpt = 0.05, select: SelectOpt = Select.auto, protocol: ProtocolOpt = Protocol.default,
+    weights: WeightsOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
+    seed: SeedOpt = 0, noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
+    boards: BoardsOpt = None,
+) -> None:
+    """Solve Sudoku puzzles (4x4, 6x6, 9x9, ...).
+
+    --protocol paper solves as the paper evaluates: --halt none --retries 0 --select residual
+    (window 3)."""
+    solve_command("sudoku", path, depth=depth, breadth=breadth, retries=retries, budget=budget,
+                  halt=halt, min_steps=min_steps, tol=tol, select=select, protocol=protocol,
+                  weights_name=weights, device=device, dtype_name=dtype, seed=seed,
+                  noise=noise, as_json=json_, out_dir=out_dir, boards=boards)
+
+
+@app.command()
+def maze(
+    path: Annotated[Path, typer.Argument(help="Maze file (# wall, space open, S, G; several "
+                                              "mazes separated by empty lines) or a "
+                                              "directory.")],
+    depth: DepthOpt = 64, breadth: BreadthOpt = 1, retries: RetriesOpt = None,
+    budget: BudgetOpt = None, halt: HaltOpt = None, min_steps: MinStepsOpt = 2,
+    tol: TolOpt = 0.3, select: SelectOpt = Select.auto, protocol: ProtocolOpt = Protocol.default,
+    weights: WeightsOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
+    seed: SeedOpt = 0, noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
+    boards: BoardsOpt = None,
+) -> None:
+    """Find the shortest path through mazes (defaults: up to 64 segments, stopping once the
+    answer stops changing, and 7 more restarts for a maze whose first one never settles; the
+    bundled model's halting head stops too early on mazes bigger than it was trained on, its
+    residual does not: README "maze")."""
+    solve_command("maze", path, depth=depth, breadth=breadth, retries=retries, budget=budget,
+                  halt=halt, min_steps=min_steps, tol=tol, select=select, protocol=protocol,
+                  weights_name=weights, device=device, dtype_name=dtype, seed=seed,
+                  noise=noise, as_json=json_, out_dir=out_dir, boards=boards)
