@@ -13,11 +13,14 @@ Run as ``eqr-solve train ...`` or ``torchrun --nproc-per-node N -m eqr_solve tra
 from __future__ import annotations
 
 import copy
+import fcntl
 import json
 import math
 import os
+import pickle
 import signal
 import time
+import zipfile
 
 try:
     import tomllib
@@ -33,7 +36,7 @@ import torch.nn.functional as F
 
 from eqr_solve import precision, weights
 from eqr_solve.data import Dataset, PuzzleStream, assert_no_test_puzzles, generate, load_collection
-from eqr_solve.errors import RecipeError
+from eqr_solve.errors import RecipeError, ResourceError, WeightsError
 from eqr_solve.model import EqR, EqRConfig, variant
 from eqr_solve.solver import SolveConfig, solve
 from eqr_solve.tasks import get_task
@@ -303,6 +306,55 @@ def shard_step(model: EqR, shard: Shard, cfg: TrainConfig, global_batch: int,
 
 
 # -- the run ------------------------------------------------------------------------------------
+def read_state(path: Path, device: torch.device | str = "cpu") -> dict:
+    """A run's ``state.pt``, loaded without running any pickled code (``weights_only``): a
+    truncated, empty, foreign or hostile file is a one-line RecipeError, and nothing in the
+    run directory is touched."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError,
+            ValueError, AttributeError, ImportError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise RecipeError(f"{path}: not a usable checkpoint ({first}); move it away to "
+                          "start over, or restore it from git") from None
+    if not isinstance(state, dict) or not {"step", "recipe", "model", "shards"} <= set(state):
+        raise RecipeError(f"{path}: not an eqr-solve training checkpoint")
+    return state
+
+
+class Interrupted(Exception):
+    """A stop signal arrived during an evaluation: the evaluation is dropped."""
+
+
+class RunLock:
+    """An exclusive lock on a run directory (``train.lock``), so two trainers never write one
+    run. It is a kernel file lock: released when the process ends, even by ``kill -9``."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "train.lock"
+        self.file = None
+
+    def __enter__(self) -> RunLock:
+        self.file = open(self.path, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "?"
+            self.file.close()
+            raise ResourceError(f"{self.path.parent} is being trained by another process "
+                                f"(pid {holder}); wait for it or stop it first") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"{os.getpid()}\n")
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
 class Trainer:
     def __init__(self, recipe: dict, run_dir: Path, device: torch.device, rank: int = 0,
                  world: int = 1):
@@ -405,7 +457,7 @@ class Trainer:
                 "torch": torch.__version__}
 
     def restore(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        state = read_state(path, self.device)
         shards = state["shards"]
         k = len(self.shards)
         state["shards"] = shards[self.rank * k:(self.rank + 1) * k]
@@ -443,16 +495,23 @@ class Trainer:
         self.sample_segments += self.cfg.batch_size
         return stats
 
-    def evaluate(self) -> dict:
+    def evaluate(self, should_stop=lambda: False) -> dict:
         """Held-out accuracy of the EMA weights at B=1: exact and cell accuracy after
         ``eval_depth`` segments (the reference protocol), and exact accuracy and mean segments
-        with learned halting (``--halt act``, the CLI default)."""
+        with learned halting (``--halt act``, the CLI default). Raises ``Interrupted`` as soon
+        as ``should_stop()`` says so (checked after every segment)."""
         ds = self.eval_set
         t0 = time.perf_counter()
         model = self.ema if self.dtype == torch.float32 else copy.deepcopy(self.ema).to(self.dtype)
-        fixed = solve(model, ds.inputs, SolveConfig(depth=self.cfg.eval_depth, seed=0))
+
+        def check(_n: int) -> None:
+            if should_stop():
+                raise Interrupted
+
+        fixed = solve(model, ds.inputs, SolveConfig(depth=self.cfg.eval_depth, seed=0),
+                      progress=check)
         act = solve(model, ds.inputs, SolveConfig(depth=self.cfg.eval_depth, seed=0,
-                                                  halt="act"))
+                                                  halt="act"), progress=check)
         exact = np.mean([np.array_equal(r.answer, y) for r, y in zip(fixed, ds.labels)])
         cells = np.mean([(r.answer == y).mean() for r, y in zip(fixed, ds.labels)])
         act_exact = np.mean([np.array_equal(r.answer, y) for r, y in zip(act, ds.labels)])
@@ -520,8 +579,12 @@ def prepare(kind: str, name: str, overrides: list[str], run_dir: Path | None = N
         raise RecipeError(f"bad recipe: {e}") from None
     run_dir = run_dir or Path("runs") / recipe["name"]
     resumable = {f"train.{k}" for k in RESUMABLE_KEYS}
-    fixed = [k for k in (item.partition("=")[0].strip() for item in overrides)
-             if k not in resumable]
+    fixed = [item for item in overrides if item.partition("=")[0].strip() not in resumable]
+    if resume and fixed and (run_dir / "state.pt").exists():
+        saved = json.loads(read_state(run_dir / "state.pt")["recipe"])
+        # a --set that repeats the run's own value changes nothing and is accepted
+        fixed = [item.partition("=")[0].strip() for item in fixed
+                 if apply_overrides(saved, [item]) != saved]
     if resume and fixed and (run_dir / "state.pt").exists():
         raise RecipeError(f"--resume continues the run with its own recipe; --set {fixed[0]} "
                           "would not apply (only train.max_steps, max_minutes and the log/"
@@ -544,11 +607,36 @@ def run(recipe: dict, run_dir: Path, resume: bool = False, device: str = "auto",
     else:
         dev = torch.device(device)
     report = report or (lambda kind, rec: None)
+    state_path = run_dir / "state.pt"
+    if not (resume and state_path.exists()) and state_path.exists():
+        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it "
+                              "or --out to start elsewhere")
+    check_init_from(recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if rank != 0:
+        return _run(recipe, run_dir, resume, dev, report, rank, world)
+    with RunLock(run_dir):
+        return _run(recipe, run_dir, resume, dev, report, rank, world)
+
+
+def check_init_from(recipe: dict) -> None:
+    """An ``init_from`` model that cannot be used fails before the run directory is made."""
+    if not recipe.get("init_from"):
+        return
+    try:
+        info = weights.read_info(weights.resolve(recipe["init_from"]))
+    except WeightsError as e:
+        raise RecipeError(f"init_from: {e}") from None
+    if info.config != model_config(recipe):
+        raise RecipeError(f"init_from {recipe['init_from']}: its model config differs from "
+                          "this recipe's")
+
+
+def _run(recipe: dict, run_dir: Path, resume: bool, dev: torch.device, report, rank: int,
+         world: int) -> Trainer:
     state_path = run_dir / "state.pt"
     if resume and state_path.exists():
-        saved = json.loads(torch.load(state_path, map_location="cpu", weights_only=True)
-                           ["recipe"])
+        saved = json.loads(read_state(state_path)["recipe"])
         # the run continues with its own recipe; only how-long/how-often settings may change
         for key in RESUMABLE_KEYS:
             if key in recipe.get("train", {}):
@@ -556,9 +644,6 @@ def run(recipe: dict, run_dir: Path, resume: bool = False, device: str = "auto",
         recipe = saved
     elif resume:
         report("info", {"message": f"no checkpoint in {run_dir}; starting a new run"})
-    elif state_path.exists():
-        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it "
-                              "or --out to start elsewhere")
     trainer = Trainer(recipe, run_dir, dev, rank, world)
     cfg = trainer.cfg
     metrics = run_dir / "metrics.jsonl"
@@ -612,11 +697,11 @@ def run(recipe: dict, run_dir: Path, resume: bool = False, device: str = "auto",
                 trainer.save()
                 last_ckpt = time.perf_counter()
             if eval_due and rank == 0:
-                eval_record(trainer, metrics, report)
+                eval_record(trainer, metrics, report, lambda: bool(stop["signal"]))
                 last_eval = time.perf_counter()
         trainer.save(final=bool(cfg.max_steps and trainer.step >= cfg.max_steps))
-        if trainer.eval_set is not None and not stop["signal"]:
-            eval_record(trainer, metrics, report)
+        if trainer.eval_set is not None and not stop["signal"] and rank == 0:
+            eval_record(trainer, metrics, report, lambda: bool(stop["signal"]))
         if stop["signal"]:
             report("info", {"message": f"stopped at step {trainer.step}; checkpoint saved, "
                                        "continue with --resume"})
@@ -630,9 +715,16 @@ def run(recipe: dict, run_dir: Path, resume: bool = False, device: str = "auto",
     return trainer
 
 
-def eval_record(trainer: Trainer, metrics: Path, report) -> None:
+def eval_record(trainer: Trainer, metrics: Path, report, should_stop=lambda: False) -> None:
+    """Evaluate, keep the best weights and log; a stop signal drops the evaluation (the
+    state it would describe is saved before or right after it, so nothing is lost)."""
+    try:
+        result = trainer.evaluate(should_stop)
+    except Interrupted:
+        report("info", {"message": f"evaluation at step {trainer.step} dropped: stopping"})
+        return
     record = {"step": trainer.step, "sample_segments": trainer.sample_segments,
-              "train_hours": round(trainer.train_seconds / 3600, 3), "eval": trainer.evaluate()}
+              "train_hours": round(trainer.train_seconds / 3600, 3), "eval": result}
     trainer.save_best(record["eval"])
     log_record(metrics, record)
     report("eval", record)

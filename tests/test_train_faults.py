@@ -1,0 +1,111 @@
+"""Training under faults (issue: reliability, items 6 and 9): broken or hostile checkpoints,
+a bad init_from, a --set on resume, two trainers on one run, a stop during an evaluation, a
+kill -9 in the middle of a checkpoint write."""
+
+import fcntl
+import json
+import pickle
+
+import pytest
+import torch
+
+from eqr_solve import train as T
+from eqr_solve import weights
+from eqr_solve.errors import RecipeError, ResourceError
+from tests.test_train import losses, tiny_recipe
+
+
+def snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    T.run(tiny_recipe(max_steps=3), tmp_path / "run")
+    return tmp_path / "run"
+
+
+class Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "hostile", "foreign"])
+def test_damaged_checkpoint_is_one_line_and_touches_nothing(run_dir, damage, tmp_path):
+    state = run_dir / "state.pt"
+    marker = tmp_path / "pwned"
+    if damage == "truncated":
+        state.write_bytes(state.read_bytes()[: len(state.read_bytes()) // 2])
+    elif damage == "empty":
+        state.write_bytes(b"")
+    elif damage == "garbage":
+        state.write_bytes(b"\x00" * 1000)
+    elif damage == "hostile":
+        torch.save({"step": 1, "recipe": "{}", "model": Payload(marker), "shards": []}, state)
+    else:
+        torch.save({"something": "else"}, state)
+    before = snapshot(run_dir)
+    with pytest.raises(RecipeError) as e:
+        T.run(tiny_recipe(max_steps=6), run_dir, resume=True)
+    assert "\n" not in str(e.value) and "state.pt" in str(e.value)
+    assert not marker.exists()
+    assert snapshot(run_dir) == before
+    with pytest.raises(RecipeError):  # prepare() reads it too when a --set is given
+        T.read_state(state)
+    assert pickle  # (the hostile file is refused by torch's weights-only unpickler)
+
+
+def test_bad_init_from_fails_before_the_run_dir_exists(tmp_path):
+    for source in ("missing.safetensors", str(tmp_path / "x.pt")):
+        (tmp_path / "x.pt").write_bytes(b"not weights")
+        recipe = dict(tiny_recipe(max_steps=1), init_from=source)
+        with pytest.raises(RecipeError, match="init_from"):
+            T.run(recipe, tmp_path / "new")
+        assert not (tmp_path / "new").exists()
+
+
+def test_resume_accepts_a_set_equal_to_the_saved_value(run_dir, monkeypatch):
+    monkeypatch.setattr(T, "load_recipe", lambda name: tiny_recipe(max_steps=3))
+    same = [f"train.lr={tiny_recipe()['train']['lr']}"]
+    recipe, _ = T.prepare("sudoku", "tiny", same, run_dir, resume=True)
+    assert recipe["train"]["lr"] == tiny_recipe()["train"]["lr"]
+    with pytest.raises(RecipeError, match="--set train.lr would not"):
+        T.prepare("sudoku", "tiny", ["train.lr=0.5"], run_dir, resume=True)
+
+
+def test_a_second_trainer_on_the_same_run_is_refused(run_dir):
+    with open(run_dir / "train.lock", "a+") as held:  # another trainer holds the lock
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ResourceError, match="another process"):
+            T.run(tiny_recipe(max_steps=6), run_dir, resume=True)
+    T.run(tiny_recipe(max_steps=4), run_dir, resume=True)  # a released (or dead) lock is fine
+    assert json.loads((run_dir / "recipe.json").read_text())["name"] == "tiny"
+
+
+def test_stop_during_evaluation_drops_it_quickly(tmp_path):
+    trainer = T.Trainer(tiny_recipe(), tmp_path, torch.device("cpu"))
+    calls = []
+
+    def stop_now():
+        calls.append(1)
+        return True
+
+    with pytest.raises(T.Interrupted):
+        trainer.evaluate(stop_now)
+    assert len(calls) == 1  # stopped after the first segment of the first pass
+
+
+def test_kill_during_checkpoint_write_leaves_a_resumable_run(tmp_path, monkeypatch):
+    """The checkpoint is written to state.pt.tmp and renamed: a crash mid-write leaves the
+    previous state.pt, and resuming from it matches an uninterrupted run."""
+    T.run(tiny_recipe(max_steps=6), tmp_path / "a")
+    T.run(tiny_recipe(max_steps=3), tmp_path / "b")
+    (tmp_path / "b" / "state.pt.tmp").write_bytes(b"half a checkpoint")  # the crash's leftover
+    T.run(tiny_recipe(max_steps=6), tmp_path / "b", resume=True)
+    assert losses(tmp_path / "a") == losses(tmp_path / "b")
+    a, _ = weights.load(str(tmp_path / "a" / "model.safetensors"))
+    b, _ = weights.load(str(tmp_path / "b" / "model.safetensors"))
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
