@@ -7,6 +7,7 @@ import sys
 
 import torch
 
+from eqr_solve import cpu_engine as C
 from eqr_solve import model as M
 from eqr_solve.bench import PAPER_SUDOKU, timed
 
@@ -16,13 +17,13 @@ def best_ms(fn, repeats: int = 40) -> float:
 
 
 def swiglu_rows(name: str, swiglu: M.SwiGLU, x: torch.Tensor) -> None:
-    gate_w, up_w, down_w = swiglu.packed_weights()
-    gate = M.linear(x, gate_w, "swish")
-    product = M.linear(x, up_w, "mul", gate)
+    gate_w, up_w, down_w = C.packed_weights(swiglu, x.dtype)
+    gate = C.linear(x, gate_w, "swish")
+    product = C.linear(x, up_w, "mul", gate)
     rows = {
-        "gate + silu": (lambda: M.linear(x, gate_w, "swish"), lambda: M.linear(x, gate_w)),
-        "up + product": (lambda: M.linear(x, up_w, "mul", gate), lambda: M.linear(x, up_w)),
-        "down": (lambda: M.linear(product, down_w), None),
+        "gate + silu": (lambda: C.linear(x, gate_w, "swish"), lambda: C.linear(x, gate_w)),
+        "up + product": (lambda: C.linear(x, up_w, "mul", gate), lambda: C.linear(x, up_w)),
+        "down": (lambda: C.linear(product, down_w), None),
     }
     for part, (fused, bare) in rows.items():
         f = best_ms(fused)

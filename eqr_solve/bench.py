@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from eqr_solve import model as engine
+from eqr_solve import cpu_engine
 from eqr_solve.errors import InputError
 from eqr_solve.model import EqR, EqRConfig, flops_per_segment, swiglu_width
 
@@ -44,7 +44,7 @@ def matmul_backends() -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.
     peak is the faster of them: a model whose GEMMs beat ``torch.mm`` must not score above
     100% of "peak". Each dtype is measured against its own peak."""
     fns = {"torch.mm": torch.mm}
-    if engine.onednn_available():  # a @ b.T: the same FLOPs on random operands
+    if cpu_engine.available():  # a @ b.T: the same FLOPs on random operands
         fns["oneDNN"] = lambda a, b: torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
     return fns
 
@@ -53,11 +53,11 @@ def matmul_backends() -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.
 def default_blas() -> Iterator[None]:
     """Run the engine on PyTorch's default BLAS with unfused elementwise ops (no oneDNN):
     the "before" rows of the oneDNN change, measured in the same run."""
-    saved, engine.ONEDNN_CPU = engine.ONEDNN_CPU, False
+    saved, cpu_engine.ENABLED = cpu_engine.ENABLED, False
     try:
         yield
     finally:
-        engine.ONEDNN_CPU = saved
+        cpu_engine.ENABLED = saved
 
 
 def paired(fn: Callable[[], None], repeats: int, peak_n: int = 2048, warmup: int = 1,

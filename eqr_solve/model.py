@@ -10,12 +10,13 @@ trajectory into segments (SOT). The model knows nothing about puzzles: it maps t
 from __future__ import annotations
 
 import math
-import platform
 from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from eqr_solve import cpu_engine
 
 MAX_PARAMETERS = 500_000_000  # a model file describing more is refused (4.9M for the paper's)
 TRUNC_STD = 0.8796256610342398  # std of a standard normal truncated to [-2, 2]
@@ -153,114 +154,38 @@ def rms_norm(x: Tensor, dim: int = -1, eps: float = 1e-5) -> Tensor:
     return x.mul_(scale)
 
 
-def onednn_available() -> bool:
-    """oneDNN's fused linear op is there (x86 CPU builds of PyTorch)."""
-    try:
-        return (torch.backends.mkldnn.is_available() and platform.machine() in ("x86_64", "AMD64")
-                and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-                and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
-    except Exception:  # an op registry without the mkldnn namespace
-        return False
-
-
-# CPU inference runs its GEMMs through oneDNN with the elementwise op after each fused in: on
-# the development EPYC the paper model's SwiGLU runs at 185 vs 118-124 GFLOP/s (81 rows) and
-# 202 vs 171-174 (1,296 rows) on PyTorch's default GEMM, MKL (benchmarks/onednn_swiglu.py,
-# docs/performance.md). The bench switches it off for its before/after rows.
-ONEDNN_CPU = onednn_available()
-
-
-def fused_cpu(x: Tensor) -> bool:
-    """Whether ``linear`` on ``x`` takes the oneDNN path: CPU, fp32 or bf16 (the weights in
-    the same dtype), no autograd, not traced. In bf16 the fused silu/product/residual run on
-    the fp32 accumulator before rounding, and the unfused bf16 elementwise ops cost 3x the
-    GEMMs (docs/performance.md)."""
-    return (ONEDNN_CPU and x.device.type == "cpu"
-            and x.dtype in (torch.float32, torch.bfloat16)
-            and not torch.is_grad_enabled() and not torch.compiler.is_compiling())
-
-
-def linear(x: Tensor, weight: Tensor, post: str = "none", other: Tensor | None = None) -> Tensor:
-    """``x @ weight.T``, then ``post``: "none", "swish" (silu), or "mul" / "add" with ``other``.
-
-    On the ``fused_cpu`` path this is one oneDNN call with ``post`` fused into the GEMM (no
-    extra pass over memory, no extra buffer), and ``weight`` may be pre-packed for oneDNN;
-    everywhere else plain PyTorch."""
-    if fused_cpu(x):
-        if other is None:
-            return torch.ops.mkldnn._linear_pointwise(x, weight, None, post, [], "")
-        return torch.ops.mkldnn._linear_pointwise.binary(x, other, weight, None, post)
-    y = F.linear(x, weight)
-    if post == "swish":
-        return F.silu(y)
-    if post == "mul":
-        return y * other
-    if post == "add":
-        return y + other
-    return y
-
-
 def swiglu_width(dim: int, expansion: float) -> int:
     inter = round(expansion * dim * 2 / 3)
     return -(-inter // 256) * 256
 
 
 class SwiGLU(nn.Module):
-    """down(silu(gate(x)) * up(x)) (+ an optional residual), as three fused GEMMs; gate and up
-    are the two halves of one ``gate_up`` weight (the reference's parameter layout)."""
+    """down(silu(gate(x)) * up(x)) (+ an optional residual); gate and up are the two halves of
+    one ``gate_up`` weight (the reference's parameter layout). CPU inference runs it on oneDNN
+    with the elementwise ops fused into the GEMMs (cpu_engine.py); the result is the same."""
 
     def __init__(self, dim: int, expansion: float):
         super().__init__()
         inter = swiglu_width(dim, expansion)
         self.gate_up = nn.Linear(dim, 2 * inter, bias=False)
         self.down = nn.Linear(inter, dim, bias=False)
-        self._packed: tuple | None = None  # (weight versions, oneDNN-packed gate, up, down)
-
-    def __getstate__(self) -> dict:  # packed oneDNN tensors have no storage to copy or pickle
-        return {**self.__dict__, "_packed": None}
-
-    def packed_weights(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
-        """gate, up and down in oneDNN's own layout, packed once per weight version: CPU
-        inference then does not re-pack them on every call (+17-20% at 81 rows, +3-6% at
-        1,296: benchmarks/packed_weights.py). Any in-place change of the weights (an
-        optimizer step, a load) bumps their version and re-packs. Weights created under
-        ``torch.inference_mode`` have no version to watch, so they are packed on every call.
-        ``dtype`` is the activations' (bf16 activations get bf16 copies of fp32 weights: the
-        no-grad cycles of bf16 training)."""
-        w_gu, w_d = self.gate_up.weight, self.down.weight
-        if w_gu.is_inference() or w_d.is_inference():  # no version counter: pack every call
-            return self._pack(dtype)
-        key = (w_gu._version, w_d._version, w_gu.data_ptr(), w_d.data_ptr(), dtype)
-        if self._packed is None or self._packed[0] != key:
-            self._packed = (key, *self._pack(dtype))
-        return self._packed[1:]
-
-    def _pack(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
-        pack = torch.ops.mkldnn._reorder_linear_weight
-        gate, up = self.gate_up.weight.detach().to(dtype).chunk(2, dim=0)
-        return pack(gate, None), pack(up, None), pack(self.down.weight.detach().to(dtype), None)
 
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
-        if fused_cpu(x):
-            gate_w, up_w, down_w = self.packed_weights(x.dtype)
-        else:
-            (gate_w, up_w), down_w = self.gate_up.weight.chunk(2, dim=0), self.down.weight
-        product = linear(x, up_w, "mul", linear(x, gate_w, "swish"))
-        if residual is None:
-            return linear(product, down_w)
-        return linear(product, down_w, "add", residual)
+        if cpu_engine.applies(x):
+            return cpu_engine.swiglu(self, x, residual)
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        out = self.down(F.silu(gate) * up)
+        return out if residual is None else out + residual
 
 
 class TokenMLP(SwiGLU):
     """SwiGLU across the L positions of sequence-major latents ``[L, B, D]``: the (row,
     channel) columns are the GEMM rows, read through a transposed view; the output comes back
-    as a transposed view. On the oneDNN path the input is copied once, as the two GEMMs that
-    read it would each copy a strided view (plain PyTorch reads it without a copy)."""
+    as a transposed view."""
 
     def forward(self, h: Tensor) -> Tensor:
         L, B, D = h.shape
-        x = h.reshape(L, B * D).t()
-        return super().forward(x.contiguous() if fused_cpu(h) else x).t().view(L, B, D)
+        return super().forward(h.reshape(L, B * D).t()).t().view(L, B, D)
 
 
 def rope_tables(cfg: EqRConfig, height: int, width: int, device) -> tuple[Tensor, Tensor]:
@@ -476,7 +401,7 @@ class EqR(nn.Module):
         if not torch.is_autocast_enabled(u.device.type):
             u = u.to(self.embed.weight.dtype)
         elif not grad and u.device.type == "cpu":
-            u, eager = u.to(torch.get_autocast_dtype("cpu")), fused_cpu(u)
+            u, eager = u.to(torch.get_autocast_dtype("cpu")), cpu_engine.applies(u)
         for block in self.blocks:
             u = block.forward(u, *board) if eager else block(u, *board)
         if u.dtype != z.dtype:

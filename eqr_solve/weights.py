@@ -245,13 +245,13 @@ def list_downloaded() -> list[ModelInfo]:
 def bundle(src: Path, name: str, extra_meta: dict) -> Path:
     """Copy a trained model into ``weights/NAME.safetensors`` with extra metadata merged in
     (e.g. measured accuracy), so a bundled model carries its own model card."""
-    from safetensors.torch import load_file
-
-    info = read_info(src)
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise WeightsError(f"bad model name {name!r}: a plain file name, no '/' or leading '.'")
+    model, info = load(str(src))  # every check a solve would make, before anything is written
     dst = bundled_dir() / f"{name}{SUFFIX}"
     dst.parent.mkdir(parents=True, exist_ok=True)
-    _write(dst, load_file(str(src)), info.config, info.kind, info.board,
-           dict(info.meta, **extra_meta))
+    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    _write(dst, tensors, info.config, info.kind, info.board, dict(info.meta, **extra_meta))
     return dst
 
 

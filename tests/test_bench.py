@@ -72,12 +72,12 @@ def test_every_matmul_backend_computes_the_same_product():
 
 
 def test_default_blas_switches_the_engine_off_onednn_and_back():
-    from eqr_solve import model
+    from eqr_solve import cpu_engine
 
-    saved = model.ONEDNN_CPU
+    saved = cpu_engine.ENABLED
     with bench.default_blas():
-        assert model.ONEDNN_CPU is False
-    assert model.ONEDNN_CPU is saved
+        assert cpu_engine.ENABLED is False
+    assert cpu_engine.ENABLED is saved
 
 
 def test_alternating_runs_each_fn_once_per_repeat_in_turn():

@@ -80,9 +80,9 @@ def test_bf16_model_tracks_fp32(mixer, pos):
 
 
 def test_fused_bf16_path_matches_plain_bf16(monkeypatch):
-    import eqr_solve.model as model_module
+    import eqr_solve.cpu_engine as model_module
 
-    if not model_module.onednn_available():
+    if not model_module.available():
         pytest.skip("no oneDNN in this PyTorch build")
     torch.manual_seed(0)
     model = EqR(tiny_config(noise_scale=0.0)).eval().to(torch.bfloat16)
@@ -90,7 +90,7 @@ def test_fused_bf16_path_matches_plain_bf16(monkeypatch):
     c = model.initial_carry(3, 16, dtype=torch.bfloat16)
     with torch.no_grad():
         fused = model(c, x)
-        monkeypatch.setattr(model_module, "ONEDNN_CPU", False)
+        monkeypatch.setattr(model_module, "ENABLED", False)
         plain = model(c, x)
     scale = plain.logits.float().abs().max()
     assert (fused.logits.float() - plain.logits.float()).abs().max() < 0.05 * scale
