@@ -167,6 +167,12 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
                 "acc_retry": float(ok[retry].mean()),
                 "mean_nfe_retry": float(retry_nfe.mean()),
             }
+            # is the halting rule honest? of the trajectories it stopped before d, how many
+            # were wrong (a head that halts on unsettled wrong answers shows here)
+            early = snap.steps[idx] < d
+            cell["early_stop_share"] = float(early.mean())
+            cell["early_stop_wrong"] = float((~ok[idx])[early].mean()) if early.any() else \
+                float("nan")
             k = 1
             while k < b:
                 cell[f"pass@{k}"] = float(np.mean([pass_at_k(b, int(ci), k) for ci in c]))

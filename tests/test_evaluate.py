@@ -61,6 +61,10 @@ def test_residual_halting_pass(tiny_model):
     last = [c for c in never["cells"] if c["stratum"] == "all"][-1]
     assert last["breadth"] == 2 and last["mean_steps"] == 5
     assert last["mean_nfe_retry"] == 10 and last["acc_retry"] == last["acc_residual"]
+    # the halting honesty columns: every trajectory stopped early, or none did
+    assert first["early_stop_share"] == 1.0
+    assert first["early_stop_wrong"] == 1.0 - first["mean_pass_rate"]
+    assert last["early_stop_share"] == 0.0 and np.isnan(last["early_stop_wrong"])
 
 
 def test_eval_cli_writes_files(models, tmp_path):  # noqa: F811

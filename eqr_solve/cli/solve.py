@@ -213,7 +213,7 @@ def maze(
     """Find the shortest path through mazes (defaults: up to 64 segments, stopping once the
     answer stops changing, and 7 more restarts for a maze whose first one never settles; the
     bundled model's halting head stops too early on mazes bigger than it was trained on, its
-    residual does not: README "maze")."""
+    residual does not: docs/models.md, the maze card)."""
     solve_command("maze", path, depth=depth, breadth=breadth, retries=retries, budget=budget,
                   halt=halt, min_steps=min_steps, tol=tol, select=select, protocol=protocol,
                   weights_name=weights, device=device, dtype_name=dtype, seed=seed,
