@@ -388,3 +388,24 @@ def test_pull_converts_and_registers_offline(tmp_path, monkeypatch):
     r = runner.invoke(app, ["weights", "pull", "locuslab/EqR-model", "maze-unique/eqr.pth"])
     assert r.exit_code == 2 and "cannot download" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_weights_commands_speak_json(tmp_path, monkeypatch):
+    """convert and bundle print one JSON record of the model they wrote with --json."""
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from eqr_solve.cli import app
+
+    monkeypatch.setenv("EQR_WEIGHTS_DIR", str(tmp_path / "weights"))
+    src = tmp_path / "tiny.pth"
+    write_official(src, TINY_SUDOKU, 81, 11, "sudoku-extreme-1k-aug-1000")
+    r = CliRunner().invoke(app, ["weights", "convert", str(src), str(tmp_path / "m.safetensors"),
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    rec = _json.loads(r.stdout)
+    assert rec["kind"] == "sudoku" and rec["board"] == [9, 9]
+    r = CliRunner().invoke(app, ["weights", "bundle", str(tmp_path / "m.safetensors"), "b",
+                                 "--json"])
+    assert r.exit_code == 0 and _json.loads(r.stdout)["name"] == "b"

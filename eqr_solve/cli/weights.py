@@ -97,6 +97,7 @@ def weights_pull(
         help="Name to register a converted .pth under (default from the file path: "
              "sudoku-extreme/eqr.pth -> eqr-sudoku-extreme).")] = None,
     board: BoardOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Download a model from the Hugging Face Hub into its cache (HF_HOME, HF_HUB_OFFLINE
     and revisions are respected). An official .pth checkpoint (locuslab/EqR-model) is
@@ -105,12 +106,16 @@ def weights_pull(
 
     if file.endswith((".pth", ".pt")):
         conv, dst = official.pull(repo_id, file, revision, name, parse_board(board))
+        if json_:
+            return emit(info_record(weights.read_info(dst)))
         out.print(f"[green]✓[/] {escape(dst.stem)}: {escape(conv.describe())}; use it with "
                   f"--weights {escape(dst.stem)}", soft_wrap=True)
         return
     path = weights.hub_download(repo_id, file, revision)
     info = weights.read_info(path)
     address = f"hf://{repo_id}{'@' + revision if revision else ''}/{file}"
+    if json_:
+        return emit(dict(info_record(info), address=address))
     out.print(f"[green]✓[/] {escape(info.kind)} model at {escape(str(path))}\n"
               f"use it with --weights {escape(address)}", soft_wrap=True)
 
@@ -120,6 +125,7 @@ def weights_convert(
     src: Annotated[Path, typer.Argument(help="An official EqR checkpoint (.pth).")],
     dst: Annotated[Path, typer.Argument(help="The eqr-solve model to write (.safetensors).")],
     board: BoardOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Convert an official EqR training checkpoint (torch.save .pth, read without running
     any of its code) into an eqr-solve model; EMA weights when the checkpoint has them."""
@@ -128,6 +134,8 @@ def weights_convert(
     if dst.suffix != weights.SUFFIX:
         raise InputError(f"{dst}: the output must be a {weights.SUFFIX} file")
     conv = official.convert_file(src, dst, parse_board(board))
+    if json_:
+        return emit(info_record(weights.read_info(dst)))
     out.print(f"[green]✓[/] {escape(dst.stem)}: {escape(conv.describe())}", soft_wrap=True)
 
 
@@ -137,10 +145,13 @@ def weights_bundle(
     name: Annotated[str, typer.Argument(help="Bundled name, e.g. sudoku-9x9.")],
     evals: Annotated[list[Path] | None, typer.Option("--eval", help="result.json files of "
                      "`eqr-solve eval --out` to record as measured accuracy.")] = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Publish a trained model into weights/ with its measured accuracy in the metadata."""
     from eqr_solve import weights
 
     accuracy = weights.eval_accuracy(evals or [])
     dst = weights.bundle(src, name, {"accuracy": accuracy} if accuracy else {})
+    if json_:
+        return emit(info_record(weights.read_info(dst)))
     out.print(f"[green]✓[/] {escape(str(dst))}", soft_wrap=True)
