@@ -12,8 +12,7 @@ from __future__ import annotations
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -47,17 +46,6 @@ def matmul_backends() -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.
     if cpu_engine.available():  # a @ b.T: the same FLOPs on random operands
         fns["oneDNN"] = lambda a, b: torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
     return fns
-
-
-@contextmanager
-def default_blas() -> Iterator[None]:
-    """Run the engine on PyTorch's default BLAS with unfused elementwise ops (no oneDNN):
-    the "before" rows of the oneDNN change, measured in the same run."""
-    saved, cpu_engine.ENABLED = cpu_engine.ENABLED, False
-    try:
-        yield
-    finally:
-        cpu_engine.ENABLED = saved
 
 
 def paired(fn: Callable[[], None], repeats: int, peak_n: int = 2048, warmup: int = 1,

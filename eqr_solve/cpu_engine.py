@@ -33,7 +33,7 @@ def available() -> bool:
         return False
 
 
-ENABLED = available()  # the bench switches it off for its "before" rows (bench.default_blas)
+ENABLED = available()  # tests switch it off to compare with the plain PyTorch path
 
 
 def applies(x: Tensor) -> bool:

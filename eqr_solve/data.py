@@ -21,7 +21,6 @@ from eqr_solve.tasks import InputError, get_task, read_text
 # ``shared_dir`` argument overrides both. The directory holds ``sudoku/FILE`` (or FILE itself).
 DATA_DIR_VARS = ("EQR_DATA_DIR", "EQR_SHARED_DATA")
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
-SHARED_DIR = DEFAULT_DATA_DIR  # the development layout (kept for older callers)
 COLLECTIONS = ("puzzles2_17_clue.txt", "puzzles3_magictour_top1465.txt",
                "puzzles5_forum_hardest_1905_11+.txt", "puzzles6_forum_hardest_1106.txt",
                "puzzles7_serg_benchmark.txt")
@@ -114,9 +113,12 @@ def load_collection(name: str, split: str, limit: int | None = None,
     sudoku = get_task("sudoku")
     path = collection_path(name, shared_dir)
     if split not in ("train", "test", "holdout"):
-        raise ValueError("split must be 'train', 'test' or 'holdout'")
+        raise InputError(f"{name}: split must be 'train', 'test' or 'holdout', not {split!r}")
     lines = [(n, s) for n, s in collection_lines(path)
              if split_of(path.name, n) == ("test" if split == "test" else "train")]
+    if split == "holdout" and not 0 < holdout < len(lines):
+        raise InputError(f"{name}: a holdout split needs 0 < holdout < {len(lines)} (the train "
+                         f"split's size), not {holdout}")
     if split != "test" and holdout:
         lines = lines[len(lines) - holdout:] if split == "holdout" else lines[:-holdout]
     grids = np.stack([sudoku.from_line(s[:81]) for _, s in lines])

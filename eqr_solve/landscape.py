@@ -107,7 +107,7 @@ def explore(model: EqR, kind: str, puzzle: np.ndarray, inits: int = 256, depth: 
     L = H * W
     gen = torch.Generator(device=device).manual_seed(seed)
     x = torch.as_tensor(puzzle, device=device)[None].expand(inits, H, W)
-    carry = model.initial_carry(inits, L, gen)
+    carry = model.initial_carry(inits, L, gen, next(model.parameters()).dtype)
     preds = np.zeros((depth, inits, L), np.uint8)
     residuals = np.full((inits, depth), np.nan, np.float32)
     last_move = np.zeros(inits, np.float32)
@@ -119,8 +119,8 @@ def explore(model: EqR, kind: str, puzzle: np.ndarray, inits: int = 256, depth: 
         logits = out.logits.float()
         if prev is not None:
             residuals[:, t] = (logits - prev).norm(dim=-1).mean(-1).cpu().numpy()
-        step = (out.carry.z_H - carry.z_H).flatten(1).norm(dim=1)
-        last_move = (step / out.carry.z_H.flatten(1).norm(dim=1)).cpu().numpy()
+        step = (out.carry.z_H.float() - carry.z_H.float()).flatten(1).norm(dim=1)
+        last_move = (step / out.carry.z_H.float().flatten(1).norm(dim=1)).cpu().numpy()
         carry, prev = out.carry, logits
         preds[t] = logits.argmax(-1).to(torch.uint8).cpu().numpy()
         if project and t in keep:

@@ -113,29 +113,30 @@ def _encode(text, encoding="utf-8"):
     return _codecs.encode(text, "latin1")
 
 
+class NumpyPlaceholder:
+    """What every numpy object in a checkpoint becomes: an inert stand-in. The files carry
+    numpy only in their RNG state, which the converter never reads; building real numpy
+    arrays or dtypes from a file's bytes is not safe (a crafted dtype state makes an array
+    whose raw bytes are read as object pointers), so none is built."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "<numpy object, not loaded>"
+
+
 def _numpy_globals() -> dict:
-    import numpy as np
-
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy 1.x
-        from numpy.core import multiarray
-
-    def reconstruct(subtype, shape, dtype):
-        if subtype is not np.ndarray:
-            raise pickle.UnpicklingError("unexpected numpy array subtype")
-        return multiarray._reconstruct(subtype, shape, dtype)
-
-    out = {}
-    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
-        out[(module, "_reconstruct")] = reconstruct
-        out[(module, "scalar")] = multiarray.scalar
-    out[("numpy", "ndarray")] = np.ndarray
-    out[("numpy", "dtype")] = np.dtype
-    for name in ("UInt32DType", "Int64DType", "Float64DType"):  # dtypes pickled by class
-        if hasattr(np, "dtypes") and hasattr(np.dtypes, name):
-            out[("numpy.dtypes", name)] = getattr(np.dtypes, name)
-    return out
+    names = [(module, "_reconstruct") for module in ("numpy._core.multiarray",
+                                                       "numpy.core.multiarray")]
+    names += [(module, "scalar") for module in ("numpy._core.multiarray",
+                                                 "numpy.core.multiarray")]
+    names += [("numpy", "ndarray"), ("numpy", "dtype")]
+    names += [("numpy.dtypes", n) for n in ("UInt32DType", "Int64DType", "Float64DType")]
+    return dict.fromkeys(names, NumpyPlaceholder)
 
 
 def allowed_globals() -> dict:
@@ -372,7 +373,11 @@ def convert(src: Path | str, board: tuple[int, int] | None = None,
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise WeightsError(f"{name}: not an EqR checkpoint ({type(e).__name__}: "
                            f"{_one_line(e)})") from None
-    if float(arch["H_init_std"]) != float(arch["L_init_std"]):
+    try:
+        same_std = float(arch["H_init_std"]) == float(arch["L_init_std"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise WeightsError(f"{name}: unusable config.arch ({_one_line(e)})") from None
+    if not same_std:
         raise WeightsError(f"{name}: H_init_std != L_init_std, which this project cannot "
                            "represent (one init_std for both latents)")
     if pos not in ("rope", "rope2d", "none", None):
@@ -415,19 +420,22 @@ def convert(src: Path | str, board: tuple[int, int] | None = None,
         raise WeightsError(f"{name}: a {vocab}-token model does not fit {board[0]}x{board[1]} "
                            "Sudoku (needs n + 2 tokens for n x n)")
 
-    cfg = EqRConfig(
-        vocab_size=vocab, seq_len=seq_len, hidden_size=hidden,
-        expansion=float(arch["expansion"]), num_heads=heads, L_layers=layers,
-        H_cycles=int(arch["H_cycles"]), L_cycles=int(arch["L_cycles"]),
-        mixer="mlp_t" if mlp_t else "attn",
-        # RoPE has no effect without attention (the reference builds it and never uses it)
-        pos_encoding="none" if mlp_t or pos in (None, "none") else pos,
-        rope_theta=float(arch.get("rope_theta", 10000.0)),
-        lambda_=float(arch["lambda_"]), noise_scale=float(arch["noise_scale"]),
-        init_std=float(arch["H_init_std"]), random_init=True,
-        down_proj_init_scale=1.0, q_pool="first",
-        rms_norm_eps=float(arch.get("rms_norm_eps", 1e-5)), q_outputs=2,
-    )
+    try:  # from_dict validates every value and the model's size before anything is built
+        cfg = EqRConfig.from_dict(dict(
+            vocab_size=vocab, seq_len=seq_len, hidden_size=hidden,
+            expansion=float(arch["expansion"]), num_heads=heads, L_layers=layers,
+            H_cycles=int(arch["H_cycles"]), L_cycles=int(arch["L_cycles"]),
+            mixer="mlp_t" if mlp_t else "attn",
+            # RoPE has no effect without attention (the reference builds it and never uses it)
+            pos_encoding="none" if mlp_t or pos in (None, "none") else pos,
+            rope_theta=float(arch.get("rope_theta", 10000.0)),
+            lambda_=float(arch["lambda_"]), noise_scale=float(arch["noise_scale"]),
+            init_std=float(arch["H_init_std"]), random_init=True,
+            down_proj_init_scale=1.0, q_pool="first",
+            rms_norm_eps=float(arch.get("rms_norm_eps", 1e-5)), q_outputs=2,
+        ))
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise WeightsError(f"{name}: unusable config.arch ({_one_line(e)})") from None
     try:
         model = EqR(cfg)
     except ValueError as e:
@@ -484,7 +492,16 @@ def _load(model: EqR, state: dict, kind: str, vocab: int, src: str) -> None:
             new = f"blocks.{m[1]}.{_LAYER_PARTS[m[2], m[3]]}.weight"
         else:
             raise WeightsError(f"{src}: unexpected parameter {key!r} (not the EqR layout)")
-        mapped[new] = t.detach().to(torch.float32)
+        mapped[new] = t.detach()  # converted to fp32 only once its shape is checked
+    own = model.state_dict()
+    for key, t in mapped.items():
+        if key in own and tuple(t.shape) != tuple(own[key].shape):
+            raise WeightsError(f"{src}: {key} has shape {tuple(t.shape)}, config.arch gives "
+                               f"{tuple(own[key].shape)}")
+    extra = sorted(set(mapped) - set(own))
+    if extra:
+        raise WeightsError(f"{src}: weights {', '.join(extra[:3])} do not fit config.arch")
+    mapped = {k: v.to(torch.float32) for k, v in mapped.items()}
     ids = project_token_ids(kind, vocab)
     if ids != list(range(vocab)):
         perm = torch.tensor(ids)
@@ -493,20 +510,12 @@ def _load(model: EqR, state: dict, kind: str, vocab: int, src: str) -> None:
                 rows = torch.empty_like(mapped[key])
                 rows[perm] = mapped[key]
                 mapped[key] = rows
-    own = model.state_dict()
     mapped["H_init"] = torch.zeros_like(own["H_init"])  # unused by EqR (random init)
     mapped["L_init"] = torch.zeros_like(own["L_init"])
     missing = sorted(set(own) - set(mapped))
     if missing:
         raise WeightsError(f"{src}: weights missing for {', '.join(missing[:3])} (layout does "
                            "not match config.arch)")
-    for key, t in mapped.items():
-        if key in own and tuple(t.shape) != tuple(own[key].shape):
-            raise WeightsError(f"{src}: {key} has shape {tuple(t.shape)}, config.arch gives "
-                               f"{tuple(own[key].shape)}")
-    extra = sorted(set(mapped) - set(own))
-    if extra:
-        raise WeightsError(f"{src}: weights {', '.join(extra[:3])} do not fit config.arch")
     model.load_state_dict({k: v.contiguous() for k, v in mapped.items()}, strict=True)
 
 
@@ -542,10 +551,12 @@ def pull(repo: str, filename: str, revision: str | None = None, name: str | None
          board: tuple[int, int] | None = None) -> tuple[Converted, Path]:
     """Download (or find in the hub cache) an official checkpoint, convert it and register it
     as ``user_dir()/NAME.safetensors`` so that ``--weights NAME`` finds it."""
-    path = weights.hub_download(repo, filename, revision)
     name = name or stable_name(filename)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise WeightsError(f"bad model name {name!r}: use letters, digits, '.', '_', '-'")
+    if (weights.bundled_dir() / f"{name}{weights.SUFFIX}").exists():
+        raise WeightsError(f"{name!r} is a bundled model's name; choose another with --name")
+    path = weights.hub_download(repo, filename, revision)
     source = {"hub": f"{repo}/{filename}", "revision": revision or "main",
               "commit": _snapshot_commit(path)}
     dst = weights.user_dir() / f"{name}{weights.SUFFIX}"

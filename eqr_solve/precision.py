@@ -5,7 +5,8 @@ measured per machine, never assumed.
 
 What stays fp32 whatever is chosen (docs/deviations.md): the residual score and every
 selection statistic, the halting comparison, the loss, the EMA and the optimizer's master
-weights. Only the network's weights, activations and latents become bf16.
+weights. Only the network's weights and activations become bf16, and at inference the
+latents too (training keeps its carry in fp32: autocast).
 """
 
 from __future__ import annotations
@@ -70,9 +71,10 @@ def calibrate() -> dict:
     path, key = cache_file(), machine_key()
     try:
         cached = json.loads(path.read_text())
-        if cached.get("key") == key:
+        if (isinstance(cached, dict) and cached.get("key") == key
+                and isinstance(cached.get("speedup"), (int, float))):
             return cached
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # unreadable or broken: measure again
         pass
     fp32, bf16 = matmul_seconds(torch.float32), matmul_seconds(torch.bfloat16)
     result = {"key": key, "fp32_s": fp32, "bf16_s": bf16, "speedup": fp32 / bf16}

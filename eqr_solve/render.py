@@ -92,6 +92,7 @@ def trace_line(result, depth: int, halt: str) -> Text:
         text.append("residual ", style="dim")
         text.append(sparkline(result.residuals), style="magenta")
         text.append(f" {result.residuals[-1]:.2e}\n", style="dim")
+    depth = result.depth or depth  # an escalated restart had its own attempt's depth
     stopped = "ran all" if result.steps >= depth else f"halted ({halt}) at"
     restarts = len(result.restart_steps) if result.restart_steps is not None else 1
     text.append(f"{stopped} {result.steps}/{depth} segments · restart {result.restart + 1} of "

@@ -90,6 +90,7 @@ class Result:
     q: list[float]  # chosen restart's halting logit per segment
     seconds: float  # wall time attributed to this puzzle (its share of the batch time)
     stages: int = 1  # attempts run for this puzzle (1 = settled at the first; see `stages`)
+    depth: int = 0  # the depth allowed to the chosen restart (its attempt's)
     restart_steps: np.ndarray = field(repr=False, default=None)  # [B]
     restart_scores: np.ndarray = field(repr=False, default=None)  # [B]
 
@@ -270,13 +271,15 @@ class _Restarts:
     steps: np.ndarray  # [n]
     residuals: np.ndarray  # [n, depth]
     q: np.ndarray  # [n, depth]
+    depths: np.ndarray  # [n] the depth each restart was allowed (its attempt's)
 
     @classmethod
     def of(cls, run: _Run, rows: slice) -> _Restarts:
         steps = run.steps[rows]
         q_last = run.q[rows][np.arange(len(steps)), np.maximum(steps - 1, 0)]
         return cls(run.answers[rows], residual_score(run.residuals[rows], steps, run.window),
-                   q_last, steps, run.residuals[rows], run.q[rows])
+                   q_last, steps, run.residuals[rows], run.q[rows],
+                   np.full(len(steps), run.depth))
 
     def __add__(self, other: _Restarts) -> _Restarts:
         """Both pools' restarts; per-segment traces are NaN-padded to the deeper one."""
@@ -377,5 +380,6 @@ def solve(
             restart_steps=r.steps.copy(),
             restart_scores=r.scores.copy(),
             stages=int(used[p]),
+            depth=int(r.depths[choice]),
         ))
     return results

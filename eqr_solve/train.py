@@ -35,7 +35,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from eqr_solve import precision, weights
-from eqr_solve.data import Dataset, PuzzleStream, assert_no_test_puzzles, generate, load_collection
+from eqr_solve.data import (
+    Dataset,
+    PuzzleStream,
+    assert_no_test_puzzles,
+    drop_seen,
+    generate,
+    load_collection,
+)
 from eqr_solve.errors import RecipeError, ResourceError, WeightsError
 from eqr_solve.model import EqR, EqRConfig, variant
 from eqr_solve.solver import SolveConfig, solve
@@ -117,6 +124,8 @@ def train_config(recipe: dict) -> TrainConfig:
     unknown = set(section) - known
     if unknown:
         raise ValueError(f"unknown [train] keys: {', '.join(sorted(unknown))}")
+    if section.get("dtype", "auto") not in ("auto", *precision.DTYPES):
+        raise ValueError(f"train.dtype must be auto, fp32 or bf16, not {section['dtype']!r}")
     cfg = TrainConfig(**section)
     vocab = vocab_size(recipe)
     if cfg.label_weights and len(cfg.label_weights) != vocab:
@@ -319,6 +328,11 @@ def read_state(path: Path, device: torch.device | str = "cpu") -> dict:
                           "start over, or restore it from git") from None
     if not isinstance(state, dict) or not {"step", "recipe", "model", "shards"} <= set(state):
         raise RecipeError(f"{path}: not an eqr-solve training checkpoint")
+    try:
+        if not isinstance(json.loads(state["recipe"]), dict):
+            raise ValueError("not a mapping")
+    except (TypeError, ValueError) as e:
+        raise RecipeError(f"{path}: the checkpoint's recipe is unreadable ({e})") from None
     return state
 
 
@@ -364,16 +378,20 @@ class Trainer:
         self.kind = recipe["kind"]
         self.board = tuple(recipe["board"]) if recipe.get("board") else None
         if cfg.batch_size % cfg.shards or cfg.shards % world:
-            raise ValueError(f"batch_size ({cfg.batch_size}) must split into shards "
+            raise RecipeError(f"batch_size ({cfg.batch_size}) must split into shards "
                              f"({cfg.shards}) and shards over {world} processes")
-        self.dtype = precision.resolve(cfg.dtype, device)
+        self.dtype = precision.resolve(cfg.dtype, device)  # "auto" is measured: decide once,
+        if world > 1:  # on rank 0, for every rank (a resume reuses the saved choice)
+            flag = torch.tensor([int(self.dtype == torch.bfloat16)], device=device)
+            dist.broadcast(flag, 0)
+            self.dtype = torch.bfloat16 if int(flag) else torch.float32
         torch.manual_seed(cfg.seed)
         self.model = EqR(model_config(recipe)).to(device).train()
         self.ema = copy.deepcopy(self.model).eval()
         if recipe.get("init_from"):  # fine-tune: start from a trained model's weights
             source, info = weights.load(recipe["init_from"])
             if info.config != self.model.cfg:
-                raise ValueError(f"init_from {recipe['init_from']}: its model config differs "
+                raise RecipeError(f"init_from {recipe['init_from']}: its model config differs "
                                  "from this recipe's")
             self.model.load_state_dict(source.state_dict())
             self.ema.load_state_dict(source.state_dict())
@@ -400,8 +418,15 @@ class Trainer:
                              self.model, cfg.seed, device) for i in mine]
         self.eval_set = None
         if "eval" in recipe and rank == 0:
-            self.eval_set = build_source(dict(recipe["eval"], name="eval"), self.kind,
-                                         run_dir / "data")
+            held_out = build_source(dict(recipe["eval"], name="eval"), self.kind,
+                                    run_dir / "data")
+            # a held-out puzzle that is also a training puzzle (up to the task's symmetries)
+            # is not held out: drop it (small generated boards repeat; so do collections)
+            self.eval_set, dropped = drop_seen(held_out, sources)
+            if not len(self.eval_set):
+                raise RecipeError("every [eval] puzzle is also a training puzzle")
+            self.data_counts["eval"] = len(self.eval_set)
+            self.data_counts["eval_dropped_as_training"] = dropped
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -410,13 +435,14 @@ class Trainer:
                 "model": self.model.state_dict(), "ema": self.ema.state_dict(),
                 "optimizer": self.opt.state_dict(),
                 "shards": [s.state_dict() for s in self.shards],
-                "recipe": json.dumps(self.recipe)}
+                "recipe": json.dumps(self.recipe), "dtype": precision.NAMES[self.dtype]}
 
     def load_state_dict(self, state: dict) -> None:
         self.step = state["step"]
         self.train_seconds = state["train_seconds"]
         self.sample_segments = state["sample_segments"]
         self.best_exact = state.get("best_exact", -1.0)
+        self.dtype = precision.DTYPES.get(state.get("dtype"), self.dtype)  # the run's own choice
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["optimizer"])
@@ -461,7 +487,11 @@ class Trainer:
         shards = state["shards"]
         k = len(self.shards)
         state["shards"] = shards[self.rank * k:(self.rank + 1) * k]
-        self.load_state_dict(state)
+        try:
+            self.load_state_dict(state)
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise RecipeError(f"{path}: the checkpoint does not fit this run ({first})") from None
         best = self.run_dir / "best.safetensors"  # a run's last eval comes after its last
         if best.exists():  # state save: the best file knows the best held-out result
             exact = weights.read_info(best).meta.get("eval", {}).get("exact", -1.0)
@@ -609,7 +639,7 @@ def run(recipe: dict, run_dir: Path, resume: bool = False, device: str = "auto",
     report = report or (lambda kind, rec: None)
     state_path = run_dir / "state.pt"
     if not (resume and state_path.exists()) and state_path.exists():
-        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it "
+        raise RecipeError(f"{run_dir} already holds a run; pass --resume to continue it "
                               "or --out to start elsewhere")
     check_init_from(recipe)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -71,15 +71,6 @@ def test_every_matmul_backend_computes_the_same_product():
         assert torch.allclose(mm(a, b), expected, atol=1e-5), name
 
 
-def test_default_blas_switches_the_engine_off_onednn_and_back():
-    from eqr_solve import cpu_engine
-
-    saved = cpu_engine.ENABLED
-    with bench.default_blas():
-        assert cpu_engine.ENABLED is False
-    assert cpu_engine.ENABLED is saved
-
-
 def test_alternating_runs_each_fn_once_per_repeat_in_turn():
     order = []
     runs = bench.alternating({"a": lambda: order.append("a"), "b": lambda: order.append("b")},

@@ -286,8 +286,11 @@ def test_packed_weights_follow_every_weight_change(monkeypatch):
         plain = model(c, x).logits
     assert not torch.allclose(before, after, atol=1e-3)
     assert torch.allclose(after, plain, atol=1e-4)
-    clone = copy.deepcopy(model)  # copies do not share (or carry) the packed cache
+    assert model.blocks[0].mlp in model_module._PACKED  # packed once used...
+    clone = copy.deepcopy(model)  # ...but copies neither share nor carry the packed tensors
     assert clone.blocks[0].mlp not in model_module._PACKED
+    with torch.no_grad():
+        assert torch.allclose(clone(c, x).logits, after, atol=1e-4)
 
 
 def test_model_built_under_inference_mode_runs_and_follows_changes(monkeypatch):

@@ -294,8 +294,29 @@ def bad_files(tmp_path: Path) -> dict:
     write_official(files["extra-param"], TINY_SUDOKU, 81, 11, "sudoku", ema=False,
                    extra={"model": {**official_shapes_tensors(TINY_SUDOKU),
                                     "model.inner.puzzle_emb.weights": torch.zeros(1, 16)}})
+    for label, change in {"std-not-a-number": {"H_init_std": "x"},
+                          "huge-hidden": {"hidden_size": 10**6},
+                          "cycles-bomb": {"H_cycles": 10**9}}.items():
+        files[label] = tmp_path / f"{label}.pth"
+        write_official(files[label], TINY_SUDOKU, 81, 11, "sudoku",
+                       extra={"config": {"arch": dict(TINY_SUDOKU, **change),
+                                         "dataset": {"name": "sudoku"}}})
+    # numpy objects are never built from a file: a crafted dtype state would otherwise make
+    # an array whose raw bytes are read as object pointers (a crash, not an error)
+    files["numpy-dtype-state"] = tmp_path / "npdtype.pth"
+    write_official(files["numpy-dtype-state"], TINY_SUDOKU, 81, 11, "sudoku",
+                   extra={"config": {"arch": dict(TINY_SUDOKU, pos_encodings=NumpyBomb()),
+                                     "dataset": {"name": "sudoku"}}})
     files["missing"] = tmp_path / "nonexistent.pth"
     return files, marker
+
+
+class NumpyBomb:
+    """Pickles as np.dtype('V8') followed by a BUILD with an object field but no flags."""
+
+    def __reduce__(self):
+        return (np.dtype, ("V8", False, True),
+                (3, "|", None, ("f",), {"f": (np.dtype("O"), 0)}, 8, 1, 0))
 
 
 def official_shapes_tensors(arch):

@@ -104,8 +104,19 @@ def test_solver_runs_in_the_models_dtype():
     b = solve(model, grids, SolveConfig(depth=4, breadth=2, seed=3))
     assert all(np.array_equal(x.answer, y.answer) for x, y in zip(a, b))  # reproducible
     assert all(np.isfinite(x.residuals).all() for x in a)
-    c = solve(model, grids, SolveConfig(depth=4, breadth=2, seed=3, fp32_latents=True))
-    assert len(c) == 3
+    seen = []
+    real = model.forward
+
+    def spy(carry, *args, **kwargs):
+        seen.append(carry.z_H.dtype)
+        return real(carry, *args, **kwargs)
+
+    model.forward = spy
+    solve(model, grids, SolveConfig(depth=4, breadth=2, seed=3))
+    assert set(seen) == {torch.bfloat16}  # bf16 latents under a bf16 model
+    seen.clear()
+    solve(model, grids, SolveConfig(depth=4, breadth=2, seed=3, fp32_latents=True))
+    assert set(seen) == {torch.float32}
 
 
 def test_bf16_training_step_keeps_fp32_master_weights():

@@ -197,3 +197,4 @@ def test_only_unsettled_puzzles_escalate(tiny_model, monkeypatch):
     assert res[0].stages == 1 and len(res[0].restart_steps) == 1
     assert res[1].stages == 3 and len(res[1].restart_steps) == 1 + 2 + 4
     assert res[1].nfe == 4 + 2 * 4 + 4 * 16
+    assert res[0].depth == 4 and res[1].depth == (16 if res[1].restart >= 3 else 4)

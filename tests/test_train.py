@@ -171,7 +171,7 @@ def test_checkpoint_round_trip_and_weights_usable(tmp_path):
 def test_resume_continues_exactly(tmp_path, dtype):
     T.run(tiny_recipe(max_steps=6, dtype=dtype), tmp_path / "a")
     T.run(tiny_recipe(max_steps=3, dtype=dtype), tmp_path / "b")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(T.RecipeError, match="already holds a run"):
         T.run(tiny_recipe(max_steps=6, dtype=dtype), tmp_path / "b")
     T.run(tiny_recipe(max_steps=6, dtype=dtype), tmp_path / "b", resume=True)
     assert losses(tmp_path / "a") == losses(tmp_path / "b")

@@ -85,9 +85,9 @@ class Commands(TyperGroup):
                 hint = f" (see '{where.command_path} --help')" if where is not None else ""
                 line("error:", "bold red", e.format_message() + hint)
             code = e.exit_code
-        except typer.Abort:
+        except (typer.Abort, KeyboardInterrupt):  # Ctrl-C (click turns it into Abort)
             err.print("aborted", style="yellow")
-            code = 1
+            code = 130
         except EqrError as e:
             line("error:", "bold red", str(e))
             code = 2
@@ -137,8 +137,8 @@ class Protocol(str, Enum):
 DepthOpt = Annotated[int, typer.Option("--depth", "-d", help="Segments per trajectory (D).")]
 WeightsOpt = Annotated[str | None, typer.Option(
     "--weights", "-w", help="Model: bundled name, .safetensors file or hf://REPO/FILE.")]
-DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda (auto: CUDA with bf16 when "
-                                             "available, else CPU fp32).")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda (auto: CUDA when available, "
+                                             "else the CPU; the number type is --dtype).")]
 DtypeOpt = Annotated[str, typer.Option(
     "--dtype", help="auto, fp32 or bf16. auto: bf16 on CUDA and on CPUs whose bf16 matmul is "
                     "at least 2x faster than fp32 (measured once, cached), else fp32.")]

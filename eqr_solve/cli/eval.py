@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from eqr_solve import render
+from eqr_solve import precision, render
 from eqr_solve.cli import (
     DataDirOpt,
     DepthOpt,
@@ -110,8 +110,7 @@ def eval_(
                             progress=lambda n: progress.advance(bar, n),
                             fp32_latents=fp32_latents)
     result["model"] = info.name
-    result["dtype"] = str(dt).removeprefix("torch.") + (" (fp32 latents)" if fp32_latents
-                                                         else "")
+    result["dtype"] = precision.NAMES[dt] + (" (fp32 latents)" if fp32_latents else "")
     result["data"] = data_specs
     result["protocol"] = protocol.value
     if json_:

@@ -18,7 +18,6 @@ from eqr_solve.cli import (
     pick_device,
     use_data_dir,
 )
-from eqr_solve.errors import EqrError, RecipeError
 
 DEFAULT_RECIPE = {"sudoku": "sudoku-9x9-cpu", "maze": "maze-cpu"}
 
@@ -78,11 +77,6 @@ def train(
 
     err.print(f"training [bold]{escape(rec['name'])}[/] into {escape(str(run_dir))} "
               f"({'resuming' if resume else 'new run'}); Ctrl-C saves and stops", soft_wrap=True)
-    try:
-        trainer.run(rec, run_dir, resume=resume, device=device, report=report)
-    except EqrError:
-        raise
-    except (FileExistsError, FileNotFoundError, ValueError) as e:  # the trainer's refusals
-        raise RecipeError(str(e)) from None
+    trainer.run(rec, run_dir, resume=resume, device=device, report=report)
     err.print(f"[green]✓[/] weights: {escape(str(run_dir / 'model.safetensors'))}  "
               f"state: {escape(str(run_dir / 'state.pt'))}", soft_wrap=True)
