@@ -87,13 +87,15 @@ def test_json_records(models, oracle, tmp_path):
         assert key in rec
     assert rec["puzzle"] == "1...........3..2" and len(rec["solution"]) == 16
     assert "." not in rec["solution"] and len(rec["residuals"]) == 2
-    assert rec["nfe"] == 3 * (2 + 7)  # a random model never halts: the default 7 retries run
+    # a random model never halts: the default 7 retries run, then escalation within the
+    # default budget of 2000 NFE (12 x 14, 48 x 28; 192 x 56 would exceed it)
+    assert rec["nfe"] == 3 * (2 + 7) + 12 * 14 + 48 * 28 and rec["stages"] == 4
 
 
 def test_retries_add_restarts_to_unconverged_puzzles(models, tmp_path):
     path = write(tmp_path, "p.txt", "1...........3..2\n.2..........3..1\n")
     args = ["sudoku", str(path), "--depth", "3", "--halt", "residual", "--retries", "3",
-            "--json", "--tol"]
+            "--budget", "0", "--json", "--tol"]
     never = [json.loads(x) for x in runner.invoke(app, args + ["0"]).stdout.splitlines()]
     assert [rec["nfe"] for rec in never] == [12, 12] and never[0]["retries"] == 3
     first = [json.loads(x) for x in runner.invoke(app, args + ["1e9"]).stdout.splitlines()]

@@ -53,3 +53,12 @@ $E eval sudoku -w "$S" --data shared:puzzles7_serg_benchmark.txt \
 
 # mazes
 bash train/eval-maze.sh
+
+# the escalation budget of the Sudoku defaults (docs/models.md, "Choosing the defaults"): the
+# first 99 puzzles of a test-only hard file, solved at --budget 0 and 2000 (count `valid`,
+# `nfe`, `seconds` in the records)
+grep -v '^#' "${EQR_DATA_DIR:-../shared/data}/sudoku/puzzles3_magictour_top1465.txt" | head -99 \
+  > data/top1465-first99.txt
+for b in 0 2000; do
+  $E sudoku data/top1465-first99.txt --budget $b --json > docs/eval/top1465-first99-budget$b.jsonl || true
+done

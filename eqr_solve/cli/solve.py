@@ -39,6 +39,9 @@ from eqr_solve.errors import InputError
 
 DEFAULT_HALT = {"sudoku": "act", "maze": "residual"}
 DEFAULT_RETRIES = 7
+# escalation budget (NFE per puzzle); sudoku: measured on the hard test-only collections with
+# the bundled model (docs/models.md, "Choosing the defaults"); mazes: not measured, none
+DEFAULT_BUDGET = {"sudoku": 2000, "maze": 0}
 
 BreadthOpt = Annotated[int, typer.Option("--breadth", "-b",
                                          help="Independent random restarts per puzzle (B).")]
@@ -48,7 +51,7 @@ HaltOpt = Annotated[Halt | None, typer.Option(
 BudgetOpt = Annotated[int | None, typer.Option(
     help="NFE per puzzle for escalation: a puzzle still unsettled after the retries gets 4x "
          "deeper, 2x broader attempts while its worst-case NFE stays within this. "
-         "Default: 0 (none).", show_default=False)]
+         "Default: 2000 for sudoku, 0 (none) for maze.", show_default=False)]
 RetriesOpt = Annotated[int | None, typer.Option(
     help="More restarts for a puzzle none of whose restarts halted before --depth (no "
          "attractor found); the answer is then chosen among all of them. Default: 7.",
@@ -89,7 +92,7 @@ def solve_config(kind: str, protocol: Protocol, depth: int, breadth: int, retrie
         select=s["select"] or auto_select(halt_mode),
         window=P.PROTOCOLS[protocol.value].get("window", 3), noise=noise,
         retries=DEFAULT_RETRIES if s["retries"] is None else s["retries"],
-        budget=s["budget"] or 0, seed=seed)
+        budget=DEFAULT_BUDGET[kind] if s["budget"] is None else s["budget"], seed=seed)
 
 
 def solve_command(kind: str, path: Path, *, depth: int, breadth: int, retries: int | None,
