@@ -214,13 +214,13 @@ def residual_curves(full: Pass, depths: Sequence[int]) -> list[dict]:
 
 
 def difficulty_bands(ds: Dataset) -> np.ndarray:
-    """Band labels: Sudoku by solver guesses, mazes by shortest-path length."""
+    """Band labels: Sudoku by solver guesses, mazes by shortest-path length (-1: no path)."""
     d = ds.difficulty
     if ds.kind == "sudoku":
         edges, names = [0, 1, 3, 10, 30], ["0 guesses", "1-2", "3-9", "10-29", "30+"]
     else:
-        edges = [0, 20, 50, 100, 141]
-        names = ["path <20", "20-49", "50-99", "100-140", "141+"]
+        edges = [-1, 0, 20, 50, 100, 141]
+        names = ["no path", "path <20", "20-49", "50-99", "100-140", "141+"]
     band = np.searchsorted(edges, d, side="right") - 1
     return np.array([names[max(0, b)] for b in band])
 

@@ -146,9 +146,11 @@ def trunc_normal_(t: Tensor, std: float, generator: torch.Generator | None = Non
 
 def rms_norm(x: Tensor, dim: int = -1, eps: float = 1e-5) -> Tensor:
     """Parameter-free RMSNorm (the reference has no learnable gain); the mean square is
-    accumulated in fp32 whatever ``x``'s dtype (as the reference). Without autograd it scales
-    ``x`` in place: ``x`` must then be a fresh intermediate."""
-    scale = torch.rsqrt(x.pow(2).mean(dim, keepdim=True, dtype=torch.float32) + eps)
+    accumulated in fp32 at least (as the reference; fp64 stays fp64, so a float64 run is
+    float64 throughout). Without autograd it scales ``x`` in place: ``x`` must then be a
+    fresh intermediate."""
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    scale = torch.rsqrt(x.pow(2).mean(dim, keepdim=True, dtype=acc) + eps)
     if torch.is_grad_enabled():
         return (x * scale).to(x.dtype)
     return x.mul_(scale)
@@ -189,15 +191,22 @@ class TokenMLP(SwiGLU):
 
 
 def rope_tables(cfg: EqRConfig, height: int, width: int, device) -> tuple[Tensor, Tensor]:
-    """cos/sin tables ``[L, head_dim]`` in the half-split layout, 1-D or 2-D (row | column)."""
+    """cos/sin tables ``[L, head_dim]`` in the half-split layout, 1-D or 2-D (row | column).
+    The frequencies are computed as the reference computes them, 1 / theta^(2i/d) in fp32
+    (theta^(-2i/d) differs in the last bit for some i)."""
     head_dim = cfg.hidden_size // cfg.num_heads
+
+    def frequencies(dim: int) -> Tensor:
+        return 1.0 / (cfg.rope_theta ** (torch.arange(0, dim, 2, dtype=torch.float32,
+                                                       device=device) / dim))
+
     if cfg.pos_encoding == "rope":
-        inv = cfg.rope_theta ** (-torch.arange(0, head_dim, 2, device=device) / head_dim)
+        inv = frequencies(head_dim)
         a = torch.outer(torch.arange(height * width, device=device).float(), inv)
         angles = torch.cat([a, a], dim=-1)
     else:  # rope2d: the first half of each head turns with the row, the second with the column
         half = head_dim // 2
-        inv = cfg.rope_theta ** (-torch.arange(0, half, 2, device=device) / half)
+        inv = frequencies(half)
         rows = torch.arange(height, device=device).repeat_interleave(width).float()
         cols = torch.arange(width, device=device).repeat(height).float()
         ar, ac = torch.outer(rows, inv), torch.outer(cols, inv)

@@ -31,9 +31,12 @@ def solve_record(kind: str, puzzle: Puzzle, model_name: str, result: Result, cfg
         "residuals": [round(x, 6) for x in result.residuals],
         "q": [round(x, 4) for x in result.q],
         "seconds": round(result.seconds, 4), "depth": cfg.depth, "breadth": cfg.breadth,
-        "retries": cfg.retries, "budget": cfg.budget, "halt": cfg.halt, "select": cfg.select,
+        "retries": cfg.retries, "budget": cfg.budget, "race": cfg.race, "halt": cfg.halt,
+        "select": cfg.select,
         "seed": cfg.seed, "dtype": precision.NAMES[dtype], "device": device.type,
-    }
+    } | ({"no_path": not (result.answer == get_task("maze").PATH).any()} if kind == "maze"
+         else {}) | ({"frames": [puzzle_text(kind, f) for f in result.frames]}
+                     if result.frames is not None else {})
 
 
 @dataclass

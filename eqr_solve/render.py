@@ -82,7 +82,31 @@ def maze_board(puzzle: np.ndarray, answer: np.ndarray | None = None) -> Text:
 
 
 def board(kind: str, puzzle: np.ndarray, answer: np.ndarray | None = None) -> Text:
-    return sudoku_board(puzzle, answer) if kind == "sudoku" else maze_board(puzzle, answer)
+    if kind == "sudoku":
+        return sudoku_board(puzzle, answer)
+    text = maze_board(puzzle, answer)
+    if answer is not None and not (answer == get_task("maze").PATH).any():
+        text.append("no path from S to G\n", style="bold")
+    return text
+
+
+def frame(kind: str, puzzle: np.ndarray, answer: np.ndarray, segment: int, total: int) -> Group:
+    """One segment of a watched trajectory: what the answer is after ``segment`` segments
+    (maze: the path cells so far, Sudoku: the cells in conflict)."""
+    task = get_task(kind)
+    wrong = int(task.conflicts(puzzle, answer).sum())
+    if kind == "maze":
+        what = f"{int((answer == task.PATH).sum())} path cells, {wrong} misplaced"
+    else:
+        what = f"{wrong} cells in conflict"
+    caption = Text(f"segment {segment}/{total} · {what}", style="bold cyan")
+    return Group(caption, board(kind, puzzle, answer))
+
+
+def frame_picks(n: int) -> list[int]:
+    """Segments to print when frames cannot be animated: 1, 2, 4, 8, ... and the last."""
+    picks = [k for k in (2**i for i in range(n.bit_length())) if k <= n]
+    return picks if picks[-1] == n else picks + [n]
 
 
 def trace_line(result, depth: int, halt: str) -> Text:

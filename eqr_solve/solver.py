@@ -40,6 +40,8 @@ class SolveConfig:
     window: int = 3  # residual score = mean logit change over the last `window` segments
     noise: float | None = None  # override the model's β at inference
     retries: int = 0  # more restarts for a puzzle none of whose restarts halted early
+    race: bool = False  # a puzzle stops at its first restart stopped by the halting rule:
+    # the others are cut (or never start) and the answer is chosen among those that ran
     budget: int = 0  # NFE per puzzle: past the retries, a still-unsettled puzzle escalates
     # (depth x4, breadth x2 per stage) while its worst-case NFE stays within this; 0 = never
     seed: int = 0
@@ -48,6 +50,8 @@ class SolveConfig:
     record_depths: Sequence[int] = ()  # also snapshot every trajectory at these depths
     fp32_latents: bool = False  # keep z_H, z_L in fp32 under a bf16 model (measured: not
     # needed, docs/performance.md "bf16 accuracy")
+    keep_frames: bool = False  # keep every trajectory's answer after every segment (for
+    # watching one puzzle being solved: Result.frames)
 
     def __post_init__(self):
         """Refuse settings that cannot run (InputError, a ValueError: one line for the user)."""
@@ -93,6 +97,8 @@ class Result:
     depth: int = 0  # the depth allowed to the chosen restart (its attempt's)
     restart_steps: np.ndarray = field(repr=False, default=None)  # [B]
     restart_scores: np.ndarray = field(repr=False, default=None)  # [B]
+    frames: list[np.ndarray] | None = field(repr=False, default=None)  # the chosen restart's
+    # answer after each segment (SolveConfig.keep_frames)
 
 
 def bytes_per_row(model: EqR, seq_len: int) -> int:
@@ -162,6 +168,7 @@ class _Run:
         self.q = np.full_like(self.residuals, np.nan)
         self.steps = np.zeros(n_rows, dtype=np.int64)
         self.window = cfg.window
+        self.frames = [[] for _ in range(n_rows)] if cfg.keep_frames else None
         self.snapshots = {d: None for d in cfg.record_depths}
         self._snap = {
             d: (np.zeros((n_rows, H, W), np.uint8), np.zeros(n_rows), np.zeros(n_rows),
@@ -181,6 +188,9 @@ class _Run:
         self.residuals[rows, steps - 1] = residual
         self.q[rows, steps - 1] = q
         self.steps[rows] = steps
+        if self.frames is not None:
+            for r, answer in zip(rows, preds):
+                self.frames[r].append(answer)
         for d, (answers, scores, qs, st) in self._snap.items():
             # a row enters snapshot d when it reaches step d, or halts earlier
             hit = (steps == d) | (halted & (steps < d))
@@ -213,6 +223,7 @@ def run_trajectories(
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     inputs_all = torch.as_tensor(grids, device=device)
     run = _Run(n_rows, (H, W), cfg)
+    done = np.zeros(P, dtype=bool)  # race: puzzles one of whose restarts has settled
     latent_dtype = torch.float32 if cfg.fp32_latents else next(model.parameters()).dtype
 
     next_row = 0
@@ -222,6 +233,10 @@ def run_trajectories(
     steps = torch.empty(0, dtype=torch.long, device=device)
     start = time.perf_counter()
     while next_row < n_rows or len(rows):
+        while next_row < n_rows and done[next_row // B]:  # race: a finished puzzle's
+            next_row += 1  # pending restarts never start
+            if progress is not None:
+                progress(1)
         if next_row < n_rows and len(rows) < max_rows:  # top the batch up
             k = min(max_rows - len(rows), n_rows - next_row)
             new = torch.arange(next_row, next_row + k, device=device)
@@ -247,6 +262,10 @@ def run_trajectories(
                 halted |= ready & (out.q_halt > 0)
             else:
                 halted |= ready & (residual < cfg.tol)
+            if cfg.race:  # settled before the depth: its puzzle is done, the rest are cut
+                puzzle = (rows // B).cpu().numpy()
+                done[puzzle[(halted & (steps < cfg.depth)).cpu().numpy()]] = True
+                halted |= torch.as_tensor(done[puzzle], device=device)
         preds = logits.argmax(-1).view(-1, H, W)
         run.record(
             rows.cpu().numpy(), preds.to(torch.uint8).cpu().numpy(),
@@ -272,24 +291,32 @@ class _Restarts:
     residuals: np.ndarray  # [n, depth]
     q: np.ndarray  # [n, depth]
     depths: np.ndarray  # [n] the depth each restart was allowed (its attempt's)
+    frames: list | None  # [n] lists of per-segment answers (keep_frames), else None
 
     @classmethod
     def of(cls, run: _Run, rows: slice) -> _Restarts:
-        steps = run.steps[rows]
-        q_last = run.q[rows][np.arange(len(steps)), np.maximum(steps - 1, 0)]
-        return cls(run.answers[rows], residual_score(run.residuals[rows], steps, run.window),
-                   q_last, steps, run.residuals[rows], run.q[rows],
-                   np.full(len(steps), run.depth))
+        """The restarts of ``rows`` that ran (under ``race`` some never start)."""
+        ran = np.arange(rows.start, rows.stop)[run.steps[rows] > 0]
+        steps = run.steps[ran]
+        q_last = run.q[ran, np.maximum(steps - 1, 0)]
+        return cls(run.answers[ran], residual_score(run.residuals[ran], steps, run.window),
+                   q_last, steps, run.residuals[ran], run.q[ran],
+                   np.full(len(steps), run.depth),
+                   None if run.frames is None else [run.frames[r] for r in ran])
 
     def __add__(self, other: _Restarts) -> _Restarts:
         """Both pools' restarts; per-segment traces are NaN-padded to the deeper one."""
         width = max(self.residuals.shape[1], other.residuals.shape[1])
 
-        def pad(a: np.ndarray) -> np.ndarray:
-            return np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=np.nan)
+        def join(name: str, a, b):
+            if name == "frames":
+                return None if a is None else a + b
+            if name in ("residuals", "q"):
+                a, b = (np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=np.nan)
+                        for x in (a, b))
+            return np.concatenate([a, b])
 
-        return _Restarts(*(np.concatenate([pad(a), pad(b)]) if a.ndim == 2 and a.dtype.kind == "f"
-                           and name in ("residuals", "q") else np.concatenate([a, b])
+        return _Restarts(*(join(name, a, b)
                            for (name, a), b in zip(vars(self).items(), vars(other).values())))
 
 
@@ -381,5 +408,6 @@ def solve(
             restart_scores=r.scores.copy(),
             stages=int(used[p]),
             depth=int(r.depths[choice]),
+            frames=None if r.frames is None else r.frames[choice],
         ))
     return results

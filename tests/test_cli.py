@@ -138,6 +138,9 @@ def test_maze_command(models, oracle, tmp_path):
     assert r.exit_code == 0, r.output
     records = [json.loads(line) for line in r.stdout.splitlines()]
     assert records[1]["solution"] == ["#####", "#SoG#", "#####"]
+    assert records[0]["race"] is False  # the default
+    r = runner.invoke(app, ["maze", str(path), "--depth", "2", "--json", "--race"])
+    assert json.loads(r.stdout.splitlines()[0])["race"] is True
 
 
 def test_errors_are_one_line_with_exit_2(models, tmp_path):
@@ -465,3 +468,30 @@ def test_python_dash_m_runs_the_cli():
     r = subprocess.run([sys.executable, "-m", "eqr_solve", "weights", "info", "nope"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("error: no bundled or registered model")
+
+
+def test_watch_shows_one_puzzle_segment_by_segment(models, tmp_path):
+    one = write(tmp_path, "one.txt", "#######\n#S    #\n# ### #\n#    G#\n#######\n")
+    r = runner.invoke(app, ["maze", str(one), "--depth", "5", "--halt", "none", "--watch"])
+    assert r.exit_code in (0, 1), r.output
+    # not a terminal: segments 1, 2, 4 and the last are printed
+    for k in (1, 2, 4, 5):
+        assert f"segment {k}/5 · " in r.stdout
+    assert "segment 3/5" not in r.stdout
+    r = runner.invoke(app, ["maze", str(one), "--depth", "3", "--halt", "none", "--watch",
+                            "--json"])
+    record = json.loads(r.stdout)
+    assert len(record["frames"]) == 3 and record["frames"][-1] == record["solution"]
+    two = write(tmp_path, "two.txt", PUZZLE_4x4 + "\n" + PUZZLE_4x4)
+    r = runner.invoke(app, ["sudoku", str(two), "--watch"])
+    assert r.exit_code == 2 and "--watch follows one puzzle" in r.output
+
+
+def test_a_maze_without_a_path_is_solved_as_no_path(models, oracle, tmp_path):
+    path = write(tmp_path, "cut.txt", "#####\n#S#G#\n#####\n")
+    r = runner.invoke(app, ["maze", str(path), "--depth", "2"])
+    assert r.exit_code == 0, r.output
+    assert "no path from S to G" in r.stdout and "✓ valid" in r.stdout
+    r = runner.invoke(app, ["maze", str(path), "--depth", "2", "--json"])
+    record = json.loads(r.stdout)
+    assert record["valid"] and record["no_path"] and record["solution"] == record["puzzle"]

@@ -198,3 +198,32 @@ def test_only_unsettled_puzzles_escalate(tiny_model, monkeypatch):
     assert res[1].stages == 3 and len(res[1].restart_steps) == 1 + 2 + 4
     assert res[1].nfe == 4 + 2 * 4 + 4 * 16
     assert res[0].depth == 4 and res[1].depth == (16 if res[1].restart >= 3 else 4)
+
+
+def test_frames_follow_the_chosen_restart_through_every_stage(tiny_model):
+    """keep_frames: one answer per segment run by the chosen restart, the last one its
+    answer; without it no frames are kept."""
+    g = grids(2)
+    cfg = SolveConfig(depth=3, breadth=2, retries=2, budget=100, halt="act", seed=1,
+                      keep_frames=True)
+    for r in solve(tiny_model, g, cfg):
+        assert len(r.frames) == r.steps
+        assert np.array_equal(r.frames[-1], r.answer)
+        assert all(f.shape == (4, 4) for f in r.frames)
+    assert solve(tiny_model, g, SolveConfig(depth=2))[0].frames is None
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_race_stops_a_puzzle_at_its_first_settled_restart(tiny_model, in_flight):
+    """Every restart settles at step 2 (a huge tol): without race all 4 run; with race the
+    puzzle stops when the first ones settle, and restarts not yet started never run."""
+    g = grids(2)
+    base = dict(depth=8, breadth=4, halt="residual", tol=1e9, max_rows=in_flight)
+    for r in solve(tiny_model, g, SolveConfig(**base)):
+        assert r.nfe == 4 * 2 and len(r.restart_steps) == 4
+    for r in solve(tiny_model, g, SolveConfig(**base, race=True)):
+        assert r.nfe == in_flight * 2 and len(r.restart_steps) == in_flight
+        assert r.stages == 1 and r.steps == 2
+    # no halting rule: nothing settles, race changes nothing
+    res = solve(tiny_model, g, SolveConfig(depth=3, breadth=3, race=True, max_rows=1))
+    assert all(r.nfe == 9 for r in res)

@@ -49,6 +49,8 @@ def data(
                                                "given).")] = False,
     path_length: Annotated[str, typer.Option(help="Maze shortest-path length LO-HI "
                                                   "(edges).")] = "100-140",
+    no_path: Annotated[float, typer.Option(help="Maze: share of mazes made unsolvable (one "
+                                                "path cell walled; answer: no path).")] = 0.0,
     collection: Annotated[str | None, typer.Option(help="Instead of generating: a shared "
                                                         "collection file name.")] = None,
     split: Annotated[str, typer.Option(help="Split of --collection: train or test.")] = "test",
@@ -92,8 +94,10 @@ def data(
             ds = D.generate("sudoku", count, seed, **params)
         else:
             lo, hi = int_range("--path-length", path_length)
+            check_range("--no-path", no_path, 0, 1)
+            extra = {"no_path": no_path} if no_path else {}
             ds = D.generate("maze", count, seed, height=size, width=size, min_path=lo,
-                            max_path=hi)
+                            max_path=hi, **extra)
         dropped = 0
         if exclude:
             ds, dropped = D.drop_seen(ds, [D.Dataset.load(p) for p in exclude])

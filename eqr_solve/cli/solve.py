@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
@@ -42,6 +45,9 @@ DEFAULT_RETRIES = 7
 # escalation budget (NFE per puzzle); sudoku: measured on the hard test-only collections with
 # the bundled model (docs/models.md, "Choosing the defaults"); mazes: not measured, none
 DEFAULT_BUDGET = {"sudoku": 2000, "maze": 0}
+# race (stop a puzzle at its first settled restart): an option, not yet a default; measured on
+# mazes only (docs/experiments/maze/README.md, 2026-12-03)
+DEFAULT_RACE = {"sudoku": False, "maze": False}
 
 BreadthOpt = Annotated[int, typer.Option("--breadth", "-b",
                                          help="Independent random restarts per puzzle (B).")]
@@ -56,6 +62,11 @@ RetriesOpt = Annotated[int | None, typer.Option(
     help="More restarts for a puzzle none of whose restarts halted before --depth (no "
          "attractor found); the answer is then chosen among all of them. Default: 7.",
     show_default=False)]
+RaceOpt = Annotated[bool | None, typer.Option(
+    "--race/--no-race", help="Run a puzzle's restarts side by side and stop it at the first "
+                             "one that settles (the others are cut): the wait of the fastest "
+                             "restart, not of all. Default: off.",
+    show_default=False)]
 MinStepsOpt = Annotated[int, typer.Option(help="No halting before this many segments.")]
 SelectOpt = Annotated[Select, typer.Option(
     help="Pick one restart: smallest residual (no verifier), majority vote, highest halting "
@@ -67,11 +78,15 @@ OutOpt = Annotated[Path | None, typer.Option("--out", help="Also write the JSONL
                                                            "this directory.")]
 BoardsOpt = Annotated[bool | None, typer.Option(
     "--boards/--no-boards", help="Draw every board (default: only for up to 10 puzzles).")]
+WatchOpt = Annotated[bool, typer.Option(
+    "--watch", help="Follow one puzzle segment by segment: the chosen restart's answer is "
+                    "animated in a terminal (printed at segments 1, 2, 4, ... otherwise; "
+                    "with --json, every segment's answer is in the record).")]
 
 
 def solve_config(kind: str, protocol: Protocol, depth: int, breadth: int, retries: int | None,
                  budget: int | None, halt: Halt | None, min_steps: int, tol: float,
-                 select: Select, noise: float | None, seed: int):
+                 select: Select, noise: float | None, seed: int, race: bool | None = None):
     """The SolveConfig of the options after ``--protocol`` (a value out of bounds is refused
     here, naming its option, and again by SolveConfig)."""
     from eqr_solve import protocol as P
@@ -92,19 +107,21 @@ def solve_config(kind: str, protocol: Protocol, depth: int, breadth: int, retrie
         select=s["select"] or auto_select(halt_mode),
         window=P.PROTOCOLS[protocol.value].get("window", 3), noise=noise,
         retries=DEFAULT_RETRIES if s["retries"] is None else s["retries"],
-        budget=DEFAULT_BUDGET[kind] if s["budget"] is None else s["budget"], seed=seed)
+        budget=DEFAULT_BUDGET[kind] if s["budget"] is None else s["budget"], seed=seed,
+        race=DEFAULT_RACE[kind] if race is None else race)
 
 
 def solve_command(kind: str, path: Path, *, depth: int, breadth: int, retries: int | None,
-                  budget: int | None, halt: Halt | None, min_steps: int, tol: float,
+                  budget: int | None, race: bool | None, halt: Halt | None, min_steps: int,
+                  tol: float,
                   select: Select, protocol: Protocol, weights_name: str | None, device: str,
                   dtype_name: str, seed: int, noise: float | None, as_json: bool,
-                  out_dir: Path | None, boards: bool | None) -> None:
+                  out_dir: Path | None, boards: bool | None, watch: bool = False) -> None:
     from eqr_solve import precision, records
     from eqr_solve.tasks import Puzzle, PuzzleError, puzzle_files, read_puzzles
 
     cfg = solve_config(kind, protocol, depth, breadth, retries, budget, halt, min_steps, tol,
-                       select, noise, seed)
+                       select, noise, seed, race)
     dev = pick_device(device)
     dtype = pick_dtype(dtype_name, dev)
     files, entries = puzzle_files(path)
@@ -117,6 +134,10 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int, retries: i
         skipped(b)
     if not puzzles:
         raise InputError("no usable puzzle found" + (f" in {path}" if not bad else ""))
+    if watch:
+        if len(puzzles) > 1:
+            raise InputError(f"--watch follows one puzzle; {path} holds {len(puzzles)}")
+        cfg = replace(cfg, keep_frames=True)
     models = records.load_models(kind, records.shape_groups(puzzles), weights_name, dev, dtype)
     if protocol != Protocol.default and not as_json:
         from eqr_solve.protocol import DESCRIPTIONS
@@ -158,6 +179,8 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int, retries: i
         for p, r in zip(puzzles, results):
             if show_boards:
                 out.print(Text(p.source, style="bold"), soft_wrap=True)
+                if watch:
+                    play(kind, p.grid, r.frames)
                 out.print(render.board(kind, p.grid, r.answer), end="")
                 out.print(render.trace_line(r, cfg.depth, cfg.halt))
                 out.print()
@@ -166,6 +189,7 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int, retries: i
                           soft_wrap=True)
         if len(puzzles) > 1 or not show_boards:
             more = f" (+{cfg.retries} if unconverged)" if cfg.retries else ""
+            more += ", race" if cfg.race and cfg.halt != "none" else ""
             out.print(render.summary_table(
                 f"{kind}: depth {cfg.depth}, breadth {cfg.breadth}{more}, halt {cfg.halt}, "
                 f"select {cfg.select}, {dev.type} {precision.NAMES[dtype]}"
@@ -180,25 +204,41 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int, retries: i
         raise typer.Exit(1)
 
 
+def play(kind: str, puzzle, frames: list) -> None:
+    """Show a trajectory's answers segment by segment: animated in a terminal (about 8 s at
+    most), a few frames otherwise."""
+    if out.is_terminal:
+        delay = min(0.25, 8.0 / len(frames))
+        with Live(console=out, refresh_per_second=30, transient=True) as live:
+            for k, answer in enumerate(frames, 1):
+                live.update(render.frame(kind, puzzle, answer, k, len(frames)))
+                time.sleep(delay)
+        return
+    for k in render.frame_picks(len(frames)):
+        out.print(render.frame(kind, puzzle, frames[k - 1], k, len(frames)))
+
+
 @app.command()
 def sudoku(
     path: Annotated[Path, typer.Argument(help="Puzzle file (one per line, grid, or CSV) or a "
                                               "directory of them.")],
     depth: DepthOpt = 16, breadth: BreadthOpt = 1, retries: RetriesOpt = None,
-    budget: BudgetOpt = None, halt: HaltOpt = None, min_steps: MinStepsOpt = 2,
+    budget: BudgetOpt = None, race: RaceOpt = None, halt: HaltOpt = None,
+    min_steps: MinStepsOpt = 2,
     tol: TolOpt = 0.05, select: SelectOpt = Select.auto, protocol: ProtocolOpt = Protocol.default,
     weights: WeightsOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     seed: SeedOpt = 0, noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
-    boards: BoardsOpt = None,
+    boards: BoardsOpt = None, watch: WatchOpt = False,
 ) -> None:
     """Solve Sudoku puzzles (4x4, 6x6, 9x9, ...).
 
     --protocol paper solves as the paper evaluates: --halt none --retries 0 --select residual
     (window 3)."""
     solve_command("sudoku", path, depth=depth, breadth=breadth, retries=retries, budget=budget,
+                  race=race,
                   halt=halt, min_steps=min_steps, tol=tol, select=select, protocol=protocol,
                   weights_name=weights, device=device, dtype_name=dtype, seed=seed,
-                  noise=noise, as_json=json_, out_dir=out_dir, boards=boards)
+                  noise=noise, as_json=json_, out_dir=out_dir, boards=boards, watch=watch)
 
 
 @app.command()
@@ -207,17 +247,19 @@ def maze(
                                               "mazes separated by empty lines) or a "
                                               "directory.")],
     depth: DepthOpt = 64, breadth: BreadthOpt = 1, retries: RetriesOpt = None,
-    budget: BudgetOpt = None, halt: HaltOpt = None, min_steps: MinStepsOpt = 2,
+    budget: BudgetOpt = None, race: RaceOpt = None, halt: HaltOpt = None,
+    min_steps: MinStepsOpt = 2,
     tol: TolOpt = 0.3, select: SelectOpt = Select.auto, protocol: ProtocolOpt = Protocol.default,
     weights: WeightsOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     seed: SeedOpt = 0, noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
-    boards: BoardsOpt = None,
+    boards: BoardsOpt = None, watch: WatchOpt = False,
 ) -> None:
     """Find the shortest path through mazes (defaults: up to 64 segments, stopping once the
     answer stops changing, and 7 more restarts for a maze whose first one never settles; the
     bundled model's halting head stops too early on mazes bigger than it was trained on, its
     residual does not: docs/models.md, the maze card)."""
     solve_command("maze", path, depth=depth, breadth=breadth, retries=retries, budget=budget,
+                  race=race,
                   halt=halt, min_steps=min_steps, tol=tol, select=select, protocol=protocol,
                   weights_name=weights, device=device, dtype_name=dtype, seed=seed,
-                  noise=noise, as_json=json_, out_dir=out_dir, boards=boards)
+                  noise=noise, as_json=json_, out_dir=out_dir, boards=boards, watch=watch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -23,17 +24,20 @@ DEFAULT_RECIPE = {"sudoku": "sudoku-9x9-cpu", "maze": "maze-cpu"}
 
 
 def show(kind: str, record: dict) -> None:
-    """A training report for a person, on stderr."""
+    """A training report for a person, on stderr; progress lines start with the wall-clock
+    time (a slow start-up or a stall shows in the log)."""
+    clock = time.strftime("%H:%M:%S ")
     if kind == "info":
         err.print(record["message"], style="cyan", markup=False, soft_wrap=True)
     elif kind == "eval":
         e = record["eval"]
-        err.print(f"[bold]eval[/] step {record['step']}: exact {e['exact']:.1%}, cells "
-                  f"{e['cells']:.1%}; ACT exact {e['act_exact']:.1%} in "
+        err.print(f"[dim]{clock}[/][bold]eval[/] step {record['step']}: exact "
+                  f"{e['exact']:.1%}, cells {e['cells']:.1%}; ACT exact {e['act_exact']:.1%} in "
                   f"{e['act_steps']} steps (n={e['n']}, {e['seconds']}s)", soft_wrap=True)
     else:
         err.print(
-            f"step {record['step']:>6}  loss {record['lm_loss']:.4f}  q {record['q_loss']:.3f}  "
+            f"[dim]{clock}[/]step {record['step']:>6}  loss {record['lm_loss']:.4f}  "
+            f"q {record['q_loss']:.3f}  "
             f"train-exact {record['train_exact']:.1%}  halt@ {record['halt_steps']:.1f}  "
             f"q-fired {record['q_fired']:.0%}  {record['samples_per_s']:.1f} samples/s  "
             f"{record['train_hours']:.2f} h", soft_wrap=True)

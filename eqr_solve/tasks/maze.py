@@ -1,8 +1,10 @@
 """Mazes: text form, shortest-path labels and checks, a numba generator and augmentation.
 
 Tokens: ``#`` wall = 1, open (space or ``.``) = 2, ``S`` = 3, ``G`` = 4, ``o`` path = 5. A
-label is the input with the cells strictly between S and G on a shortest path set to ``o``.
-Moves are 4-connected; everything but walls (and padding, token 0) can be walked on.
+label is the input with the cells strictly between S and G on a shortest path set to ``o``;
+a maze whose G cannot be reached from S is a real puzzle too, and its label is the input
+itself (no ``o``: "no path"). Moves are 4-connected; everything but walls (and padding,
+token 0) can be walked on.
 """
 
 from __future__ import annotations
@@ -96,8 +98,6 @@ def _problem(grid: np.ndarray) -> str | None:
         count = int((grid == token).sum())
         if count != 1:
             return f"no {name}" if count == 0 else f"{count} cells are {name}, expected one"
-    if path_length(grid) < 0:
-        return "goal 'G' cannot be reached from start 'S'"
     return None
 
 
@@ -189,14 +189,15 @@ def count_shortest_paths(grid, cap: int = 2) -> int:
     return int(counts[_find(g, GOAL, "G")])
 
 
-def solve(grid) -> np.ndarray | None:
-    """The label: ``grid`` with one shortest path (chosen deterministically) marked ``o``."""
+def solve(grid) -> np.ndarray:
+    """The label: ``grid`` with one shortest path (chosen deterministically) marked ``o``;
+    ``grid`` unchanged (no ``o``) when G cannot be reached from S."""
     label = np.array(grid, dtype=np.uint8)
     label[label == PATH] = OPEN
     start = _find(label, START, "S")
     dist, _, _ = _distances(label, _find(label, GOAL, "G"))
     if dist[start] < 0:
-        return None
+        return label
     _trace(dist, start[0], start[1], label)
     return label
 
@@ -206,7 +207,8 @@ def solve(grid) -> np.ndarray | None:
 
 def check(puzzle, answer) -> list[str]:
     """Problems with ``answer``; empty if its ``o`` cells are exactly one shortest S -> G path
-    (any of them) and every other cell equals the puzzle."""
+    (any of them), or none at all when G cannot be reached, and every other cell equals the
+    puzzle."""
     p, a = np.asarray(puzzle), np.asarray(answer)
     if p.shape != a.shape:
         return [f"answer has shape {a.shape} but the maze has shape {p.shape}"]
@@ -216,9 +218,13 @@ def check(puzzle, answer) -> list[str]:
         problems.append(f"cell r{r + 1}c{c + 1} changed from {was!r} to {now!r}")
     start, goal = _find(p, START, "S"), _find(p, GOAL, "G")
     shortest = path_length(p)
-    if shortest < 0:
-        return problems + ["the maze has no path from S to G"]
     on = a == PATH
+    if shortest < 0:
+        marked = int(on.sum())
+        if marked:
+            problems.append(f"the maze has no path from S to G, but {marked} cell"
+                            f"{'s are' if marked > 1 else ' is'} marked 'o'")
+        return problems
     on[goal] = True
     # Walk from S along path cells; a simple path has exactly one way forward at each step.
     prev, cur, steps, seen = None, start, 0, {start}
@@ -248,6 +254,10 @@ def check(puzzle, answer) -> list[str]:
 
 def is_solution(puzzle, answer) -> bool:
     return not check(puzzle, answer)
+
+
+def has_path(grid) -> bool:
+    return path_length(grid) >= 0
 
 
 def path_errors(answers: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
@@ -395,6 +405,7 @@ def generate(
     wall_prob: float = 0.37,
     require_unique: bool = True,
     canvas: tuple[int, int] | list[int] | None = None,
+    no_path: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mazes and labels [count, height, width] with a shortest S -> G path of
     ``min_path..max_path`` edges (drawn uniformly per maze). With ``canvas``, each maze is
@@ -403,7 +414,13 @@ def generate(
     ``perfect``: DFS-carved maze in the largest odd top-left block (a unique path between any
     two cells). ``random``: each inner cell a wall with ``wall_prob``; with ``require_unique``
     only S/G pairs joined by exactly one shortest path are used. Inputs may repeat; see dedupe.
+
+    ``no_path``: the share of mazes (drawn per maze) made unsolvable by walling one random cell
+    of the S -> G path; their label is the input (no ``o``). In a perfect maze that cell was the
+    only way through; a random maze where another way remains keeps its path.
     """
+    if not 0.0 <= no_path <= 1.0:
+        raise ValueError(f"no_path must be a share between 0 and 1, got {no_path}")
     if mode not in ("perfect", "random"):
         raise ValueError(f"mode must be 'perfect' or 'random', got {mode!r}")
     if height < 3 or width < 3:
@@ -429,9 +446,28 @@ def generate(
             f"could not place a path of {min_path}-{max_path} steps in {_MAX_GRIDS} "
             f"{height}x{width} {mode} mazes; use a shorter path or a bigger maze"
         )
+    if no_path:
+        cut_paths(rng, inputs, labels, rng.random(count) < no_path)
     if canvas is not None:
         return wall_in(rng, inputs, labels, *canvas)
     return inputs, labels
+
+
+def cut_paths(rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray,
+              which: np.ndarray) -> None:
+    """In place: wall one random path cell of each chosen maze; if G is then unreachable, the
+    label becomes the input (no path), else the cut is undone. Mazes whose S touches G have
+    no cell to cut and keep their path."""
+    for i in np.flatnonzero(which):
+        cells = np.argwhere(labels[i] == PATH)
+        if not len(cells):
+            continue
+        r, c = cells[rng.integers(len(cells))]
+        inputs[i, r, c] = WALL
+        if has_path(inputs[i]):
+            inputs[i, r, c] = OPEN
+        else:
+            labels[i] = inputs[i]
 
 
 def wall_in(rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray, height: int,

@@ -49,7 +49,6 @@ def test_parse_several_mazes_crlf_ragged_and_path_cells():
         (["####", "#S #", "#  #", "####"], "no goal 'G'"),
         (["####", "#SG#", "#G #", "####"], "2 cells are goal 'G', expected one"),
         (["SG"], "maze is 1x2, need at least 2x2"),
-        (["#####", "#S#G#", "#####"], "goal 'G' cannot be reached from start 'S'"),
     ],
 )
 def test_parse_errors_then_continue(rows, message):
@@ -79,7 +78,7 @@ def test_solve_and_path_counts():
     room[0, 0], room[5, 5] = M.START, M.GOAL
     assert M.count_shortest_paths(room, cap=1000) == 252  # C(10, 5) monotone lattice paths
     blocked = grid(["#####", "#S#G#", "#####"])
-    assert M.solve(blocked) is None and M.path_length(blocked) == -1
+    assert (M.solve(blocked) == blocked).all() and M.path_length(blocked) == -1
     assert M.count_shortest_paths(blocked) == 0
 
 
@@ -255,3 +254,32 @@ def test_canvas_walls_small_mazes_in_at_random_places():
         assert (g != M.WALL).sum() <= 7 * 7 and M.check(g, lab) == []
     with pytest.raises(ValueError, match="does not fit"):
         M.generate(rng, 1, height=9, width=9, min_path=2, max_path=8, canvas=(7, 7))
+
+
+def test_a_maze_without_a_path_is_a_puzzle_whose_answer_is_no_path():
+    rows = ["#####", "#S#G#", "#####"]
+    (p,) = M.parse("\n".join(rows), "n")
+    assert isinstance(p, Puzzle) and not M.has_path(p.grid) and M.path_length(p.grid) == -1
+    assert (M.solve(p.grid) == p.grid).all()  # the label: nothing marked
+    assert M.check(p.grid, p.grid) == []
+    drawn = p.grid.copy()
+    drawn[1, 2] = M.PATH  # a path through the wall: changed cell and a path where none exists
+    problems = M.check(p.grid, drawn)
+    assert "cell r2c3 changed from '#' to 'o'" in problems
+    assert problems[-1] == "the maze has no path from S to G, but 1 cell is marked 'o'"
+    assert M.conflicts(p.grid, drawn)[1, 2]
+
+
+@pytest.mark.parametrize("mode", ["perfect", "random"])
+def test_generate_no_path_share(mode):
+    rng = np.random.default_rng(5)
+    x, y = M.generate(rng, 200, 11, 11, 3, 20, mode=mode, no_path=0.5)
+    none = np.array([not M.has_path(g) for g in x])
+    assert 0.3 < none.mean() < 0.7  # a perfect maze always loses its path; a random one may not
+    assert (y[none] == x[none]).all()  # "no path" labels are the inputs
+    for g, label in zip(x, y):
+        assert M.check(g, label) == [] and (M.solve(g) == label).all()
+    x0, _ = M.generate(np.random.default_rng(5), 50, 11, 11, 3, 20, mode=mode)
+    assert all(M.has_path(g) for g in x0)
+    with pytest.raises(ValueError, match="no_path"):
+        M.generate(rng, 1, 11, 11, 3, 20, no_path=1.5)
