@@ -29,23 +29,8 @@ import torch
 from safetensors.torch import load_file
 
 from eqr_solve import official, weights
-from eqr_solve.model import Carry
 
 FIXTURES = [("sudoku", None), ("maze", (6, 6))]
-
-
-def run_ours(model, e, board, dtype):
-    """Three segments from the recorded latents (as tests/test_official.py runs them)."""
-    model = model.to(dtype)
-    B = e["inputs"].shape[0]
-    carry = Carry(e["z_H0"].to(dtype), e["z_L0"].to(dtype))
-    out = []
-    with torch.no_grad():
-        for _ in range(3):
-            o = model(carry, e["inputs"].view(B, *board))
-            carry = o.carry
-            out.append((o.logits.double(), o.q_halt.double(), o.carry.z_H.double()))
-    return out
 
 
 def build_official(off, ref: Path, name: str, dtype_name: str):
@@ -111,8 +96,8 @@ def main() -> None:
         official.convert_file(ref / f"official-{name}-tiny.pth", dst, board)
         ours, info = weights.load(str(dst))
         ours.cfg = replace(ours.cfg, noise_scale=0.0)
-        ours32 = run_ours(ours, e, info.board, torch.float32)
-        ours64 = run_ours(ours, e, info.board, torch.float64)
+        ours32 = official.replay_fixture(ours, e, info.board, torch.float32)
+        ours64 = official.replay_fixture(ours, e, info.board, torch.float64)
         rows = [("(a) published fp32 here vs recorded file", diffs(off32, recorded)),
                 ("(b) eqr-solve fp32 vs published fp32", diffs(ours32, off32)),
                 ("(c) eqr-solve fp32 vs recorded file", diffs(ours32, recorded)),

@@ -561,3 +561,23 @@ def pull(repo: str, filename: str, revision: str | None = None, name: str | None
               "commit": _snapshot_commit(path)}
     dst = weights.user_dir() / f"{name}{weights.SUFFIX}"
     return convert_file(path, dst, board, source), dst
+
+
+def replay_fixture(model: EqR, expected: dict, board: tuple[int, int], dtype: torch.dtype,
+                   segments: int = 3) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Run ``segments`` segments from a parity fixture's recorded latents (``z_H0``, ``z_L0``,
+    ``inputs``: the ``*.expected.safetensors`` layout of the official-format test checkpoints)
+    and return each segment's (logits, q_halt, z_H) in fp64, to compare with the recorded
+    ``logits_K``, ``q_K``, ``z_H_K``."""
+    from eqr_solve.model import Carry
+
+    model = model.to(dtype)
+    B = expected["inputs"].shape[0]
+    carry = Carry(expected["z_H0"].to(dtype), expected["z_L0"].to(dtype))
+    out = []
+    with torch.no_grad():
+        for _ in range(segments):
+            o = model(carry, expected["inputs"].view(B, *board))
+            carry = o.carry
+            out.append((o.logits.double(), o.q_halt.double(), o.carry.z_H.double()))
+    return out

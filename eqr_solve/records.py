@@ -23,7 +23,7 @@ def puzzle_text(kind: str, grid: np.ndarray) -> str | list[str]:
 def solve_record(kind: str, puzzle: Puzzle, model_name: str, result: Result, cfg: SolveConfig,
                  dtype, device) -> dict:
     """The JSON record of one solved puzzle: the answer, its trace and every setting used."""
-    return {
+    record = {
         "source": puzzle.source, "kind": kind, "model": model_name,
         "puzzle": puzzle_text(kind, puzzle.grid), "solution": puzzle_text(kind, result.answer),
         "valid": bool(result.valid), "steps": result.steps, "nfe": result.nfe,
@@ -34,9 +34,12 @@ def solve_record(kind: str, puzzle: Puzzle, model_name: str, result: Result, cfg
         "retries": cfg.retries, "budget": cfg.budget, "race": cfg.race, "halt": cfg.halt,
         "select": cfg.select,
         "seed": cfg.seed, "dtype": precision.NAMES[dtype], "device": device.type,
-    } | ({"no_path": not (result.answer == get_task("maze").PATH).any()} if kind == "maze"
-         else {}) | ({"frames": [puzzle_text(kind, f) for f in result.frames]}
-                     if result.frames is not None else {})
+    }
+    if kind == "maze":
+        record["no_path"] = not (result.answer == get_task("maze").PATH).any()
+    if result.frames is not None:  # --watch
+        record["frames"] = [puzzle_text(kind, f) for f in result.frames]
+    return record
 
 
 @dataclass

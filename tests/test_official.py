@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from eqr_solve import cli, official, weights
 from eqr_solve.cli import app
-from eqr_solve.model import Carry, count_parameters
+from eqr_solve.model import count_parameters
 
 runner = CliRunner()
 
@@ -114,19 +114,6 @@ TINY_MAZE = dict(ARCH, H_cycles=1, L_cycles=1, L_layers=1, hidden_size=16, num_h
 
 
 # -- parity with the official code's outputs ------------------------------------------------
-def run_segments(model, e, board, dtype):
-    B = e["inputs"].shape[0]
-    model = model.to(dtype)
-    carry = Carry(e["z_H0"].to(dtype), e["z_L0"].to(dtype))
-    out = []
-    with torch.no_grad():
-        for _ in range(3):
-            o = model(carry, e["inputs"].view(B, *board))
-            carry = o.carry
-            out.append((o.logits.double(), o.q_halt.double(), o.carry.z_H.double()))
-    return out
-
-
 @needs_reference
 @pytest.mark.parametrize("name,board", [("sudoku", None), ("maze", (6, 6))])
 def test_parity_with_official_outputs(name, board, tmp_path):
@@ -147,8 +134,8 @@ def test_parity_with_official_outputs(name, board, tmp_path):
     model.cfg = replace(model.cfg, noise_scale=0.0)
     e = load_file(str(REF / f"official-{name}-tiny.expected.safetensors"))
     assert e["inputs"].shape[1] == info.board[0] * info.board[1]
-    ours = run_segments(model, e, info.board, torch.float32)
-    exact = run_segments(model, e, info.board, torch.float64)
+    ours = official.replay_fixture(model, e, info.board, torch.float32)
+    exact = official.replay_fixture(model, e, info.board, torch.float64)
     for k in range(3):
         expected = (e[f"logits_{k + 1}"], e[f"q_{k + 1}"], e[f"z_H_{k + 1}"])
         for label, a, b, c in zip(("logits", "q", "z_H"), ours[k], expected, exact[k]):

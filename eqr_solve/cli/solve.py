@@ -113,9 +113,8 @@ def solve_config(kind: str, protocol: Protocol, depth: int, breadth: int, retrie
 
 def solve_command(kind: str, path: Path, *, depth: int, breadth: int, retries: int | None,
                   budget: int | None, race: bool | None, halt: Halt | None, min_steps: int,
-                  tol: float,
-                  select: Select, protocol: Protocol, weights_name: str | None, device: str,
-                  dtype_name: str, seed: int, noise: float | None, as_json: bool,
+                  tol: float, select: Select, protocol: Protocol, weights_name: str | None,
+                  device: str, dtype_name: str, seed: int, noise: float | None, as_json: bool,
                   out_dir: Path | None, boards: bool | None, watch: bool = False) -> None:
     from eqr_solve import precision, records
     from eqr_solve.tasks import Puzzle, PuzzleError, puzzle_files, read_puzzles
@@ -235,10 +234,10 @@ def sudoku(
     --protocol paper solves as the paper evaluates: --halt none --retries 0 --select residual
     (window 3)."""
     solve_command("sudoku", path, depth=depth, breadth=breadth, retries=retries, budget=budget,
-                  race=race,
-                  halt=halt, min_steps=min_steps, tol=tol, select=select, protocol=protocol,
-                  weights_name=weights, device=device, dtype_name=dtype, seed=seed,
-                  noise=noise, as_json=json_, out_dir=out_dir, boards=boards, watch=watch)
+                  race=race, halt=halt, min_steps=min_steps, tol=tol, select=select,
+                  protocol=protocol, weights_name=weights, device=device, dtype_name=dtype,
+                  seed=seed, noise=noise, as_json=json_, out_dir=out_dir, boards=boards,
+                  watch=watch)
 
 
 @app.command()
@@ -259,7 +258,7 @@ def maze(
     bundled model's halting head stops too early on mazes bigger than it was trained on, its
     residual does not: docs/models.md, the maze card)."""
     solve_command("maze", path, depth=depth, breadth=breadth, retries=retries, budget=budget,
-                  race=race,
-                  halt=halt, min_steps=min_steps, tol=tol, select=select, protocol=protocol,
-                  weights_name=weights, device=device, dtype_name=dtype, seed=seed,
-                  noise=noise, as_json=json_, out_dir=out_dir, boards=boards, watch=watch)
+                  race=race, halt=halt, min_steps=min_steps, tol=tol, select=select,
+                  protocol=protocol, weights_name=weights, device=device, dtype_name=dtype,
+                  seed=seed, noise=noise, as_json=json_, out_dir=out_dir, boards=boards,
+                  watch=watch)
