@@ -138,7 +138,10 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
 
     ``retry`` columns replay ``--breadth 1 --retries b-1`` on the same trajectories: the first
     restart alone when its halting rule stopped it before depth d, else ``retry_rule`` over all
-    b (restarts are independent, so this is that policy's outcome, at its NFE)."""
+    b (restarts are independent, so this is that policy's outcome, at its NFE). ``race``
+    columns replay ``--breadth b --race``: the b restarts side by side until the first one
+    settles (ties: the smallest residual score), which is the answer, at b times its steps;
+    none settled: ``retry_rule`` over all b."""
     P = len(ds)
     puzzles = np.arange(P) if rows is None else rows
     out = []
@@ -155,6 +158,12 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
             first_done = snap.steps[idx[:, 0]] < d
             retry = np.where(first_done, idx[:, 0], np.array(chosen[retry_rule]))
             retry_nfe = np.where(first_done, snap.steps[idx[:, 0]], snap.steps[idx].sum(1))
+            steps = np.where(snap.steps[idx] < d, snap.steps[idx], d)  # d: did not settle
+            first = steps.min(1)
+            ties = np.where(steps == first[:, None], snap.scores[idx], np.inf)
+            race = np.where(first < d, idx[np.arange(len(idx)), ties.argmin(1)],
+                            np.array(chosen[retry_rule]))
+            race_nfe = np.where(first < d, b * first, snap.steps[idx].sum(1))
             cell = {
                 "depth": d, "breadth": b, "puzzles": len(puzzles),
                 **{f"acc_{rule}": float(ok[chosen[rule]].mean()) for rule in RULES},
@@ -166,6 +175,8 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
                 "mean_nfe": float(snap.steps[idx].sum(1).mean()),
                 "acc_retry": float(ok[retry].mean()),
                 "mean_nfe_retry": float(retry_nfe.mean()),
+                "acc_race": float(ok[race].mean()),
+                "mean_nfe_race": float(race_nfe.mean()),
             }
             # is the halting rule honest? of the trajectories it stopped before d, how many
             # were wrong (a head that halts on unsettled wrong answers shows here)

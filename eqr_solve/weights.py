@@ -256,7 +256,7 @@ def bundle(src: Path, name: str, extra_meta: dict) -> Path:
 
 
 EVAL_KEYS = ("depth", "breadth", "puzzles", "acc_residual", "acc_vote", "acc_q", "any_correct",
-             "mean_nfe", "acc_retry", "mean_nfe_retry")
+             "mean_nfe", "acc_retry", "mean_nfe_retry", "acc_race", "mean_nfe_race")
 
 
 def eval_accuracy(paths: list[Path]) -> dict:

@@ -138,9 +138,17 @@ def test_maze_command(models, oracle, tmp_path):
     assert r.exit_code == 0, r.output
     records = [json.loads(line) for line in r.stdout.splitlines()]
     assert records[1]["solution"] == ["#####", "#SoG#", "#####"]
-    assert records[0]["race"] is False  # the default
-    r = runner.invoke(app, ["maze", str(path), "--depth", "2", "--json", "--race"])
-    assert json.loads(r.stdout.splitlines()[0])["race"] is True
+    # the maze default: 8 restarts side by side, the first to settle answers
+    assert records[0]["race"] is True and records[0]["breadth"] == 8
+    assert records[0]["retries"] == 0
+    r = runner.invoke(app, ["maze", str(path), "--depth", "2", "--json", "--no-race",
+                            "--breadth", "1"])
+    rec = json.loads(r.stdout.splitlines()[0])
+    assert rec["race"] is False and rec["breadth"] == 1 and rec["retries"] == 0
+    r = runner.invoke(app, ["sudoku", str(write(tmp_path, "p.txt", PUZZLE_4x4)), "--depth", "2",
+                            "--json"])
+    rec = json.loads(r.stdout.splitlines()[0])  # sudoku: one restart + 7 retries, no race
+    assert rec["race"] is False and rec["breadth"] == 1 and rec["retries"] == 7
 
 
 def test_errors_are_one_line_with_exit_2(models, tmp_path):

@@ -58,13 +58,31 @@ def test_residual_halting_pass(tiny_model):
     first = [c for c in eager["cells"] if c["stratum"] == "all"][0]
     assert first["mean_steps"] == 2 and first["mean_nfe"] == 4
     assert first["mean_nfe_retry"] == 2  # the first restart halted early: no retry
+    assert first["mean_nfe_race"] == 4  # both restarts settled at segment 2, side by side
     last = [c for c in never["cells"] if c["stratum"] == "all"][-1]
     assert last["breadth"] == 2 and last["mean_steps"] == 5
     assert last["mean_nfe_retry"] == 10 and last["acc_retry"] == last["acc_residual"]
+    assert last["mean_nfe_race"] == 10 and last["acc_race"] == last["acc_residual"]
     # the halting honesty columns: every trajectory stopped early, or none did
     assert first["early_stop_share"] == 1.0
     assert first["early_stop_wrong"] == 1.0 - first["mean_pass_rate"]
     assert last["early_stop_share"] == 0.0 and np.isnan(last["early_stop_wrong"])
+
+
+def test_race_replay_answers_with_the_first_restart_to_settle():
+    """Restart 0 runs to the depth (unsettled) and is right; restart 1 settles at segment 4
+    and is wrong: the residual rule picks restart 0, the race restart 1 at 2 x 4 NFE."""
+    from eqr_solve.solver import Snapshot
+
+    ds = data.generate("sudoku", 1, seed=0, n=4, blanks=6)
+    answers = np.stack([ds.labels[0], ds.labels[0]])
+    snap = Snapshot(answers=answers, scores=np.array([0.1, 0.5]), q=np.zeros(2),
+                    steps=np.array([10, 4]))
+    full = evaluate.Pass({10: snap}, {10: np.array([True, False])},
+                         {10: np.ones(2)}, 1.0, 14)
+    cell = evaluate.grid_cells(ds, full, [10], [2], B=2)[0]
+    assert cell["acc_residual"] == 1.0 and cell["acc_race"] == 0.0
+    assert cell["mean_nfe_race"] == 8 and cell["mean_nfe_retry"] == 14
 
 
 def test_eval_cli_writes_files(models, tmp_path):  # noqa: F811

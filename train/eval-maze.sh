@@ -36,14 +36,17 @@ $E eval maze -w "$M" --data data/maze30.npz --limit 16 --depth 64 --breadth 1,8 
 $E eval maze -w "$M" --data data/maze15.npz --limit 100 --depth 64 --breadth 1,8 --halt none \
    --out docs/eval/maze-15x15-breadth
 
-# the CLI defaults (--depth 64 --halt residual --tol 0.3 --retries 7): one pass of 8 restarts
-# per maze with residual halting; the "retry" column replays --breadth 1 --retries 7 on them
+# the CLI defaults (--depth 64 --halt residual --tol 0.3 --breadth 8 --race): one pass of 8
+# restarts per maze with residual halting; its "race" column is the defaults, the "retry"
+# column replays the earlier defaults (--breadth 1 --retries 7) on the same restarts
 for n in 9 11 15; do
   $E eval maze -w "$M" --data data/maze$n.npz --limit 100 --depth 16,64 --breadth 1,8 \
      --halt residual --tol 0.3 --out docs/eval/maze-${n}x${n}-defaults
 done
 $E eval maze -w "$M" --data data/maze30.npz --limit 64 --depth 16,32,64 --breadth 1,2,4,8 \
    --halt residual --tol 0.3 --out docs/eval/maze-30x30-defaults
+$E eval maze -w "$M" --data data/maze30.npz --limit 100 --depth 64 --breadth 1,8 \
+   --halt residual --tol 0.3 --out docs/eval/maze-30x30-n100-defaults
 # the large budget, --depth 256 --breadth 64 (with the default residual halting)
 $E eval maze -w "$M" --data data/maze15.npz --limit 50 --depth 64,256 --breadth 1,8,64 \
    --halt residual --tol 0.3 --out docs/eval/maze-15x15-D256B64

@@ -27,7 +27,6 @@ from eqr_solve.cli import (
     TolOpt,
     WeightsOpt,
     app,
-    check_range,
     emit,
     err,
     line,
@@ -41,16 +40,20 @@ from eqr_solve.cli import (
 from eqr_solve.errors import InputError
 
 DEFAULT_HALT = {"sudoku": "act", "maze": "residual"}
-DEFAULT_RETRIES = 7
+# mazes: 8 restarts side by side, the first to settle answers (--breadth 8 --race): on 100
+# unseen 30x30 mazes as accurate as one restart + 7 retries (90.0% both) at 2/3 of the NFE,
+# and as accurate on 15x15 (100%): docs/models.md, "Choosing the defaults"
+DEFAULT_BREADTH = {"sudoku": 1, "maze": 8}
+DEFAULT_RETRIES = {"sudoku": 7, "maze": 0}
 # escalation budget (NFE per puzzle); sudoku: measured on the hard test-only collections with
 # the bundled model (docs/models.md, "Choosing the defaults"); mazes: not measured, none
 DEFAULT_BUDGET = {"sudoku": 2000, "maze": 0}
-# race (stop a puzzle at its first settled restart): an option, not yet a default; measured on
-# mazes only (docs/experiments/maze/README.md, 2026-12-03)
-DEFAULT_RACE = {"sudoku": False, "maze": False}
+# race (stop a puzzle at its first settled restart): measured on mazes only
+DEFAULT_RACE = {"sudoku": False, "maze": True}
 
-BreadthOpt = Annotated[int, typer.Option("--breadth", "-b",
-                                         help="Independent random restarts per puzzle (B).")]
+BreadthOpt = Annotated[int | None, typer.Option(
+    "--breadth", "-b", help="Independent random restarts per puzzle (B). Default: 1 for "
+                            "sudoku, 8 for maze.", show_default=False)]
 HaltOpt = Annotated[Halt | None, typer.Option(
     help="Stop a trajectory early: learned halting head (act), small logit change (residual), "
          "or never. Default: act for sudoku, residual for maze.", show_default=False)]
@@ -60,12 +63,13 @@ BudgetOpt = Annotated[int | None, typer.Option(
          "Default: 2000 for sudoku, 0 (none) for maze.", show_default=False)]
 RetriesOpt = Annotated[int | None, typer.Option(
     help="More restarts for a puzzle none of whose restarts halted before --depth (no "
-         "attractor found); the answer is then chosen among all of them. Default: 7.",
+         "attractor found); the answer is then chosen among all of them. Default: 7 for "
+         "sudoku, 0 for maze.",
     show_default=False)]
 RaceOpt = Annotated[bool | None, typer.Option(
     "--race/--no-race", help="Run a puzzle's restarts side by side and stop it at the first "
                              "one that settles (the others are cut): the wait of the fastest "
-                             "restart, not of all. Default: off.",
+                             "restart, not of all. Default: off for sudoku, on for maze.",
     show_default=False)]
 MinStepsOpt = Annotated[int, typer.Option(help="No halting before this many segments.")]
 SelectOpt = Annotated[Select, typer.Option(
@@ -84,34 +88,35 @@ WatchOpt = Annotated[bool, typer.Option(
                     "with --json, every segment's answer is in the record).")]
 
 
-def solve_config(kind: str, protocol: Protocol, depth: int, breadth: int, retries: int | None,
+def solve_config(kind: str, protocol: Protocol, depth: int, breadth: int | None,
+                 retries: int | None,
                  budget: int | None, halt: Halt | None, min_steps: int, tol: float,
                  select: Select, noise: float | None, seed: int, race: bool | None = None):
-    """The SolveConfig of the options after ``--protocol`` (a value out of bounds is refused
-    here, naming its option, and again by SolveConfig)."""
+    """The SolveConfig of the options after ``--protocol``. SolveConfig checks the bounds;
+    its one-line refusal is given back under the option's name (min_steps: --min-steps)."""
     from eqr_solve import protocol as P
-    from eqr_solve.solver import MAX_BREADTH, MAX_DEPTH, MAX_SEED, SolveConfig, auto_select
+    from eqr_solve.solver import SolveConfig, auto_select
 
-    for option, value, lo, hi in (
-            ("--depth", depth, 1, MAX_DEPTH), ("--breadth", breadth, 1, MAX_BREADTH),
-            ("--retries", retries or 0, 0, MAX_BREADTH), ("--min-steps", min_steps, 0, None),
-            ("--budget", budget or 0, 0, MAX_DEPTH * MAX_BREADTH), ("--seed", seed, 0, MAX_SEED),
-            ("--tol", tol, 0, None), ("--noise", 0.0 if noise is None else noise, 0, None)):
-        check_range(option, value, lo, hi)
     given = {"halt": halt.value if halt else None, "retries": retries, "budget": budget,
              "select": None if select == Select.auto else select.value}
     s = P.apply(protocol.value, given)
     halt_mode = s["halt"] or DEFAULT_HALT[kind]
-    return SolveConfig(
-        depth=depth, breadth=breadth, halt=halt_mode, min_steps=min_steps, tol=tol,
-        select=s["select"] or auto_select(halt_mode),
-        window=P.PROTOCOLS[protocol.value].get("window", 3), noise=noise,
-        retries=DEFAULT_RETRIES if s["retries"] is None else s["retries"],
-        budget=DEFAULT_BUDGET[kind] if s["budget"] is None else s["budget"], seed=seed,
-        race=DEFAULT_RACE[kind] if race is None else race)
+    try:
+        return SolveConfig(
+            depth=depth, breadth=DEFAULT_BREADTH[kind] if breadth is None else breadth,
+            halt=halt_mode, min_steps=min_steps, tol=tol,
+            select=s["select"] or auto_select(halt_mode),
+            window=P.PROTOCOLS[protocol.value].get("window", 3), noise=noise,
+            retries=DEFAULT_RETRIES[kind] if s["retries"] is None else s["retries"],
+            budget=DEFAULT_BUDGET[kind] if s["budget"] is None else s["budget"], seed=seed,
+            race=DEFAULT_RACE[kind] if race is None else race)
+    except InputError as e:
+        field, _, rest = str(e).partition(" ")
+        raise InputError(f"--{field.replace('_', '-')} {rest}") from None
 
 
-def solve_command(kind: str, path: Path, *, depth: int, breadth: int, retries: int | None,
+def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
+                  retries: int | None,
                   budget: int | None, race: bool | None, halt: Halt | None, min_steps: int,
                   tol: float, select: Select, protocol: Protocol, weights_name: str | None,
                   device: str, dtype_name: str, seed: int, noise: float | None, as_json: bool,
@@ -221,7 +226,7 @@ def play(kind: str, puzzle, frames: list) -> None:
 def sudoku(
     path: Annotated[Path, typer.Argument(help="Puzzle file (one per line, grid, or CSV) or a "
                                               "directory of them.")],
-    depth: DepthOpt = 16, breadth: BreadthOpt = 1, retries: RetriesOpt = None,
+    depth: DepthOpt = 16, breadth: BreadthOpt = None, retries: RetriesOpt = None,
     budget: BudgetOpt = None, race: RaceOpt = None, halt: HaltOpt = None,
     min_steps: MinStepsOpt = 2,
     tol: TolOpt = 0.05, select: SelectOpt = Select.auto, protocol: ProtocolOpt = Protocol.default,
@@ -245,7 +250,7 @@ def maze(
     path: Annotated[Path, typer.Argument(help="Maze file (# wall, space open, S, G; several "
                                               "mazes separated by empty lines) or a "
                                               "directory.")],
-    depth: DepthOpt = 64, breadth: BreadthOpt = 1, retries: RetriesOpt = None,
+    depth: DepthOpt = 64, breadth: BreadthOpt = None, retries: RetriesOpt = None,
     budget: BudgetOpt = None, race: RaceOpt = None, halt: HaltOpt = None,
     min_steps: MinStepsOpt = 2,
     tol: TolOpt = 0.3, select: SelectOpt = Select.auto, protocol: ProtocolOpt = Protocol.default,
@@ -253,10 +258,10 @@ def maze(
     seed: SeedOpt = 0, noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
     boards: BoardsOpt = None, watch: WatchOpt = False,
 ) -> None:
-    """Find the shortest path through mazes (defaults: up to 64 segments, stopping once the
-    answer stops changing, and 7 more restarts for a maze whose first one never settles; the
-    bundled model's halting head stops too early on mazes bigger than it was trained on, its
-    residual does not: docs/models.md, the maze card)."""
+    """Find the shortest path through mazes (defaults: 8 restarts side by side, each up to 64
+    segments, and the first whose answer stops changing answers; the bundled model's halting
+    head stops too early on mazes bigger than it was trained on, its residual does not:
+    docs/models.md, the maze card)."""
     solve_command("maze", path, depth=depth, breadth=breadth, retries=retries, budget=budget,
                   race=race, halt=halt, min_steps=min_steps, tol=tol, select=select,
                   protocol=protocol, weights_name=weights, device=device, dtype_name=dtype,
