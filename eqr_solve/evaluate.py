@@ -155,24 +155,25 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
                     k = select_restart(rule, snap.answers[row], snap.scores[row], snap.q[row])
                     chosen[rule].append(row[k])
             c = ok[idx].sum(1)
-            first_done = snap.steps[idx[:, 0]] < d
+            steps = snap.steps[idx]  # [p, b]; d for a restart that did not settle
+            nfe = steps.sum(1)
+            first_done = steps[:, 0] < d
             retry = np.where(first_done, idx[:, 0], np.array(chosen[retry_rule]))
-            retry_nfe = np.where(first_done, snap.steps[idx[:, 0]], snap.steps[idx].sum(1))
-            steps = np.where(snap.steps[idx] < d, snap.steps[idx], d)  # d: did not settle
+            retry_nfe = np.where(first_done, steps[:, 0], nfe)
             first = steps.min(1)
             ties = np.where(steps == first[:, None], snap.scores[idx], np.inf)
             race = np.where(first < d, idx[np.arange(len(idx)), ties.argmin(1)],
                             np.array(chosen[retry_rule]))
-            race_nfe = np.where(first < d, b * first, snap.steps[idx].sum(1))
+            race_nfe = np.where(first < d, b * first, nfe)
             cell = {
                 "depth": d, "breadth": b, "puzzles": len(puzzles),
                 **{f"acc_{rule}": float(ok[chosen[rule]].mean()) for rule in RULES},
                 "any_correct": float((c > 0).mean()),
                 "mean_pass_rate": float((c / b).mean()),
                 "cell_acc": float(full.cells[d][chosen["residual"]].mean()),
-                "mean_steps": float(snap.steps[idx].mean()),
-                "median_steps": float(np.median(snap.steps[idx])),
-                "mean_nfe": float(snap.steps[idx].sum(1).mean()),
+                "mean_steps": float(steps.mean()),
+                "median_steps": float(np.median(steps)),
+                "mean_nfe": float(nfe.mean()),
                 "acc_retry": float(ok[retry].mean()),
                 "mean_nfe_retry": float(retry_nfe.mean()),
                 "acc_race": float(ok[race].mean()),
@@ -180,7 +181,7 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
             }
             # is the halting rule honest? of the trajectories it stopped before d, how many
             # were wrong (a head that halts on unsettled wrong answers shows here)
-            early = snap.steps[idx] < d
+            early = steps < d
             cell["early_stop_share"] = float(early.mean())
             cell["early_stop_wrong"] = float((~ok[idx])[early].mean()) if early.any() else \
                 float("nan")

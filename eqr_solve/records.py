@@ -36,7 +36,7 @@ def solve_record(kind: str, puzzle: Puzzle, model_name: str, result: Result, cfg
         "seed": cfg.seed, "dtype": precision.NAMES[dtype], "device": device.type,
     }
     if kind == "maze":
-        record["no_path"] = not (result.answer == get_task("maze").PATH).any()
+        record["no_path"] = get_task("maze").marks_no_path(result.answer)
     if result.frames is not None:  # --watch
         record["frames"] = [puzzle_text(kind, f) for f in result.frames]
     return record

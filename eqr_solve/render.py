@@ -85,7 +85,7 @@ def board(kind: str, puzzle: np.ndarray, answer: np.ndarray | None = None) -> Te
     if kind == "sudoku":
         return sudoku_board(puzzle, answer)
     text = maze_board(puzzle, answer)
-    if answer is not None and not (answer == get_task("maze").PATH).any():
+    if answer is not None and get_task("maze").marks_no_path(answer):
         text.append("no path from S to G\n", style="bold")
     return text
 

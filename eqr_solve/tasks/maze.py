@@ -260,6 +260,11 @@ def has_path(grid) -> bool:
     return path_length(grid) >= 0
 
 
+def marks_no_path(answer) -> bool:
+    """An answer with no ``o`` cell: it says G cannot be reached from S."""
+    return not (np.asarray(answer) == PATH).any()
+
+
 def path_errors(answers: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
     """Exact share, and mean false-positive / false-negative path cells per maze, of answers
     ``[N, H, W]``: FP falling with depth is dead-end filling at work, FN growing with depth is
