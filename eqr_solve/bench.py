@@ -73,14 +73,15 @@ def paired(fn: Callable[[], None], repeats: int, peak_n: int = 2048, warmup: int
 
 
 def alternating(fns: dict[str, Callable[[], None]], repeats: int, backend: str = "torch.mm",
-                warmup: int = 0, peak_n: int = 2048) -> dict[str, tuple[list[float], list[float]]]:
+                warmup: int = 0, peak_n: int = 2048, dtype: torch.dtype = torch.float32,
+                ) -> dict[str, tuple[list[float], list[float]]]:
     """An A/B (/C...) in one process: every repeat runs each of ``fns`` once, in turn, each run
     paired with a matmul as in ``paired`` (``warmup`` untimed runs before each). Returns, per
     name, the seconds of its runs and of their matmuls (for ``paired_pct``)."""
     out: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            fn_s, peak_s = paired(fn, 1, peak_n, warmup, backend)
+            fn_s, peak_s = paired(fn, 1, peak_n, warmup, backend, dtype)
             out[name][0].extend(fn_s)
             out[name][1].extend(peak_s)
     return out

@@ -116,10 +116,12 @@ class Pass:
 
 
 def run_pass(model: EqR, ds: Dataset, depths: Sequence[int], breadth: int, halt: str,
-             seed: int, progress=None, tol: float = 0.05, fp32_latents: bool = False) -> Pass:
+             seed: int, progress=None, tol: float = 0.05, fp32_latents: bool = False,
+             noise: float | None = None) -> Pass:
     task = get_task(ds.kind)
     cfg = SolveConfig(depth=max(depths), breadth=breadth, halt=halt, seed=seed,
-                      record_depths=tuple(depths), tol=tol, fp32_latents=fp32_latents)
+                      record_depths=tuple(depths), tol=tol, fp32_latents=fp32_latents,
+                      noise=noise)
     run, seconds = run_trajectories(model, ds.inputs, cfg, progress)
     snaps = run.snapshots_out()
     puzzles = np.repeat(ds.inputs, breadth, axis=0)
@@ -252,7 +254,7 @@ def strata(ds: Dataset) -> dict[str, np.ndarray]:
 
 def evaluate(model: EqR, ds: Dataset, depths: Sequence[int], breadths: Sequence[int],
              halt: str = "both", seed: int = 0, progress=None, tol: float = 0.05,
-             fp32_latents: bool = False) -> dict:
+             fp32_latents: bool = False, noise: float | None = None) -> dict:
     """The whole evaluation: grid cells per stratum, ACT vs fixed depth, alignment.
 
     ``halt``: "both" runs every segment (the paper's protocol) and then with learned
@@ -267,7 +269,7 @@ def evaluate(model: EqR, ds: Dataset, depths: Sequence[int], breadths: Sequence[
     passes = {"both": ("none", "act"), "none": ("none",), "act": ("act",),
               "residual": ("residual",)}[halt]
     for i, mode in enumerate(passes):
-        p = run_pass(model, ds, depths, B, mode, seed, progress, tol, fp32_latents)
+        p = run_pass(model, ds, depths, B, mode, seed, progress, tol, fp32_latents, noise)
         result[f"seconds_{mode}_pass"] = p.seconds
         key = "cells" if i == 0 else "act"
         for name, rows in strata(ds).items():

@@ -450,6 +450,24 @@ def test_eval_protocol_paper_json(models, tmp_path):
                                        "paper", "--halt", "both"]))
 
 
+def test_eval_noise_override(models, tmp_path):
+    """--noise sets β for the eval's trajectories (recorded in the result): the same β and seed
+    repeat exactly, another β moves the trajectories; a negative β is refused in one line."""
+    path = write(tmp_path, "p.txt", "1...........3..2\n.2..........3..1\n")
+    args = ["eval", "sudoku", "--data", str(path), "--depth", "3", "--breadth", "2", "--json"]
+
+    def curves(noise: str) -> list:
+        r = runner.invoke(app, [*args, "--noise", noise])
+        assert r.exit_code == 0, r.output
+        result = json.loads(r.stdout)
+        assert result["noise"] == float(noise)
+        return result["residual_curves"]
+
+    assert curves("0") == curves("0") != curves("0.5")
+    assert "noise" not in json.loads(runner.invoke(app, args).stdout)
+    assert "--noise" in one_error_line(runner.invoke(app, [*args, "--noise", "-1"]))
+
+
 def test_landscape_refuses_a_size_that_does_not_fit(models, tmp_path):
     path = write(tmp_path, "p.txt", PUZZLE_4x4)
     msg = one_error_line(runner.invoke(app, ["landscape", str(path), "--inits", "100000",

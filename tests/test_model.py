@@ -29,9 +29,9 @@ def test_only_last_cycle_has_gradients():
     calls = []
     original = model.f
 
-    def spy(z, inj, rope, gen, noise):
+    def spy(z, inj, rope, gen, noise, pool=None):
         calls.append(torch.is_grad_enabled())
-        return original(z, inj, rope, gen, noise)
+        return original(z, inj, rope, gen, noise, pool)
 
     model.f = spy
     out = model(model.initial_carry(2, 16), torch.randint(1, 6, (2, 4, 4)))
@@ -100,14 +100,55 @@ def test_attention_model_any_board_size(pos):
 
 
 def test_conv_mixer_is_the_depthwise_3x3_convolution():
+    """Each cell: a per-channel weighted sum of itself and its 8 neighbours, zero off the board."""
     torch.manual_seed(0)
     model = EqR(tiny_config(mixer="conv", seq_len=0))
     mix = model.blocks[0].mix
     h = torch.randn(3 * 5, 2, 32)  # [L, B, D] on a 3x5 board
-    image = h.view(3, 5, 2, 32).permute(2, 3, 0, 1)  # [B, D, H, W]
-    kernel = mix.weight.permute(2, 0, 1).unsqueeze(1)  # [D, 1, 3, 3]
-    expected = F.conv2d(image, kernel, padding=1, groups=32).permute(2, 3, 0, 1).reshape(15, 2, 32)
-    assert torch.allclose(mix(h, (3, 5)), expected, atol=1e-5)
+    grid = h.view(3, 5, 2, 32)
+    expected = torch.zeros_like(grid)
+    for y in range(3):
+        for x in range(5):
+            for i in range(3):
+                for j in range(3):
+                    if 0 <= y + i - 1 < 3 and 0 <= x + j - 1 < 5:
+                        expected[y, x] += grid[y + i - 1, x + j - 1] * mix.weight[i, j]
+    assert torch.allclose(mix(h, (3, 5)), expected.view(15, 2, 32), atol=1e-5)
+
+
+@pytest.mark.parametrize("dim", [-1, 0])
+def test_rms_norm_accumulates_in_fp32(dim):
+    from eqr_solve.model import rms_norm
+
+    x = (torch.randn(9, 4, 64) * 3).bfloat16().float()  # exact in bf16 too
+    ref = x * torch.rsqrt(x.pow(2).mean(dim, keepdim=True) + 1e-5)
+    assert torch.allclose(rms_norm(x.clone(), dim), ref, atol=1e-5)
+    with torch.no_grad():  # bf16 in, bf16 out, within two roundings of the fp32 result
+        got = rms_norm(x.bfloat16(), dim)
+    assert got.dtype == torch.bfloat16
+    assert torch.allclose(got.float(), ref, rtol=2**-7, atol=0)
+
+
+def test_inference_noise_pool_is_standard_normal_and_seeded():
+    """On CPU without gradients each segment's noise comes from one pool: per element N(0, 1),
+    reproducible from the generator; in training mode every f-call draws afresh."""
+    torch.manual_seed(0)
+    model = EqR(tiny_config(noise_scale=0.01)).eval()
+    z = torch.zeros(16, 8, 32)
+    with torch.no_grad():
+        pool = model.noise_pool(z, torch.Generator().manual_seed(3))
+        assert pool.shape == (2 * z.numel(),) and pool.dtype == z.dtype
+        assert torch.equal(pool, model.noise_pool(z, torch.Generator().manual_seed(3)))
+        model.blocks.requires_grad_(False)
+        for block in model.blocks:  # the blocks output 0: f(z) is the noise alone
+            block.forward = lambda u, *board: torch.zeros_like(u)
+        g = torch.Generator().manual_seed(4)
+        draws = torch.stack([model.f(z, z, (None, (4, 4)), g, 1.0, pool) for _ in range(200)])
+    assert abs(draws.mean().item()) < 0.01 and abs(draws.std().item() - 1.0) < 0.01
+    assert not torch.equal(draws[0], draws[1])  # each f-call reads another window
+    assert model.train().noise_pool(z, None) is None
+    with torch.no_grad():
+        assert model.noise_pool(z, None) is None  # the trainer's no-grad cycles draw afresh
 
 
 def test_conv_model_is_local_and_size_agnostic():

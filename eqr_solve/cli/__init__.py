@@ -144,6 +144,8 @@ DtypeOpt = Annotated[str, typer.Option(
                     "at least 2x faster than fp32 (measured once, cached), else fp32.")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed (initial latents and noise).")]
 TolOpt = Annotated[float, typer.Option(help="Residual threshold for --halt residual.")]
+NoiseOpt = Annotated[float | None, typer.Option(help="Noise scale β at inference "
+                                                     "(default: the model's).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON Lines records on stdout (one per "
                                                       "result), no human text.")]
 ProtocolOpt = Annotated[Protocol, typer.Option(

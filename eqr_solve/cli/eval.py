@@ -17,6 +17,7 @@ from eqr_solve.cli import (
     DtypeOpt,
     JsonOpt,
     Kind,
+    NoiseOpt,
     Protocol,
     ProtocolOpt,
     SeedOpt,
@@ -63,6 +64,7 @@ def eval_(
     fp32_latents: Annotated[bool, typer.Option(
         help="Keep the latents in fp32 under a bf16 network (to measure bf16's effect).")
     ] = False,
+    noise: NoiseOpt = None,
     protocol: ProtocolOpt = Protocol.default,
     json_: Annotated[bool, typer.Option("--json", help="The whole result (as result.json) as "
                                                        "one JSON line on stdout.")] = False,
@@ -91,6 +93,8 @@ def eval_(
         check_range("--limit", limit, 1)
     check_range("--seed", seed, 0, MAX_SEED)
     check_range("--tol", tol, 0)
+    if noise is not None:
+        check_range("--noise", noise, 0)
     if out_dir is not None:
         output_dir(out_dir)
     dev = pick_device(device)
@@ -108,8 +112,10 @@ def eval_(
         bar = progress.add_task(f"eval {info.name}", total=total)
         result = E.evaluate(model, ds, depths, breadths, halt=halt, seed=seed, tol=tol,
                             progress=lambda n: progress.advance(bar, n),
-                            fp32_latents=fp32_latents)
+                            fp32_latents=fp32_latents, noise=noise)
     result["model"] = info.name
+    if noise is not None:
+        result["noise"] = noise
     result["dtype"] = precision.NAMES[dt] + (" (fp32 latents)" if fp32_latents else "")
     result["data"] = data_specs
     result["protocol"] = protocol.value

@@ -20,6 +20,7 @@ from eqr_solve.cli import (
     DtypeOpt,
     Halt,
     JsonOpt,
+    NoiseOpt,
     Protocol,
     ProtocolOpt,
     SeedOpt,
@@ -76,8 +77,6 @@ SelectOpt = Annotated[Select, typer.Option(
     help="Pick one restart: smallest residual (no verifier), majority vote, highest halting "
          "confidence (q), or 'verify' (first answer the checker accepts: uses a verifier). "
          "auto = q with --halt act, residual otherwise.")]
-NoiseOpt = Annotated[float | None, typer.Option(help="Noise scale β at inference "
-                                                     "(default: the model's).")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Also write the JSONL records to "
                                                            "this directory.")]
 BoardsOpt = Annotated[bool | None, typer.Option(
