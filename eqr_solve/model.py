@@ -144,6 +144,11 @@ def trunc_normal_(t: Tensor, std: float, generator: torch.Generator | None = Non
         return t.mul_(std / TRUNC_STD)
 
 
+def wide_dtype(dtype: torch.dtype) -> torch.dtype:
+    """fp32 at least: where sums are accumulated and noise is drawn (fp64 stays fp64)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def rms_norm(x: Tensor, dim: int = -1, eps: float = 1e-5) -> Tensor:
     """Parameter-free RMSNorm (the reference has no learnable gain); the mean square is
     accumulated in fp32 at least (as the reference; fp64 stays fp64). Over the last dim it is
@@ -152,8 +157,7 @@ def rms_norm(x: Tensor, dim: int = -1, eps: float = 1e-5) -> Tensor:
     must then be a fresh intermediate."""
     if dim in (-1, x.dim() - 1):
         return F.rms_norm(x, (x.shape[-1],), eps=eps)
-    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-    scale = torch.rsqrt(x.pow(2).mean(dim, keepdim=True, dtype=acc) + eps)
+    scale = torch.rsqrt(x.pow(2).mean(dim, keepdim=True, dtype=wide_dtype(x.dtype)) + eps)
     if torch.is_grad_enabled():
         return (x * scale).to(x.dtype)
     return x.mul_(scale)
@@ -436,7 +440,7 @@ class EqR(nn.Module):
         elif noise:
             # drawn in fp32 (bf16 sampling is 1.8x slower here) and rounded once when added
             eps = torch.randn(z.shape, device=z.device, generator=generator,
-                              dtype=torch.float64 if z.dtype == torch.float64 else torch.float32)
+                              dtype=wide_dtype(z.dtype))
             if grad:
                 u = u + (noise * eps).to(u.dtype)
             else:
@@ -453,8 +457,8 @@ class EqR(nn.Module):
         f-call; so does CUDA, where drawing is cheap."""
         if self.training or torch.is_grad_enabled() or z.device.type != "cpu":
             return None
-        draw_dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
-        return torch.randn(2 * z.numel(), generator=generator, dtype=draw_dtype).to(z.dtype)
+        pool = torch.randn(2 * z.numel(), generator=generator, dtype=wide_dtype(z.dtype))
+        return pool.to(z.dtype)
 
     def latent_recursion(self, z_H, z_L, x, board, generator, noise: float,
                          pool: Tensor | None = None):
@@ -508,7 +512,9 @@ class EqR(nn.Module):
                 z_H, z_L = self.latent_recursion(z_H, z_L, x, board, generator, noise, pool)
         z_H, z_L = self.latent_recursion(z_H, z_L, x, board, generator, noise, pool)
         head_in = z_H if torch.is_autocast_enabled(z_H.device.type) else z_H.to(x.dtype)
-        logits = self.lm_head(head_in).transpose(0, 1)
+        # logits in fp32 outside autocast: the residual compares them across segments, and
+        # bf16 logits keep moving by their rounding step (bf16 15x15 mazes settled 28% later)
+        logits = F.linear(head_in.float(), self.lm_head.weight.float()).transpose(0, 1)
         # the halting head reads cell 0 (as the reference); a local mixer never brings global
         # information there, so a conv model pools over cells: the mean latent, or a smooth
         # minimum of every cell's halting logit (one unsettled cell vetoes; docs/deviations.md)
