@@ -129,6 +129,21 @@ def test_rms_norm_accumulates_in_fp32(dim):
     assert torch.allclose(got.float(), ref, rtol=2**-7, atol=0)
 
 
+def test_bf16_model_gives_fp32_logits_of_the_fp32_head():
+    """The residual compares logits across segments: outside autocast they are the fp32
+    product of the bf16 latent and head weight, not a bf16 result widened afterwards."""
+    torch.manual_seed(0)
+    model = EqR(tiny_config()).eval().to(torch.bfloat16)
+    carry = model.initial_carry(2, 16, dtype=torch.bfloat16)
+    with torch.no_grad():
+        out = model(carry, torch.randint(1, 6, (2, 4, 4)), noise=0.0)
+    z = out.carry.z_H.float()
+    expected = z @ model.lm_head.weight.float().t()
+    assert out.logits.dtype == torch.float32
+    assert torch.allclose(out.logits, expected, atol=1e-5, rtol=1e-5)
+    assert not torch.equal(out.logits, expected.bfloat16().float())
+
+
 def test_inference_noise_pool_is_standard_normal_and_seeded():
     """On CPU without gradients each segment's noise comes from one pool: per element N(0, 1),
     reproducible from the generator; in training mode every f-call draws afresh."""
