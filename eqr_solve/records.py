@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,7 +32,7 @@ def solve_record(kind: str, puzzle: Puzzle, model_name: str, result: Result, cfg
         "q": [round(x, 4) for x in result.q],
         "seconds": round(result.seconds, 4), "depth": cfg.depth, "breadth": cfg.breadth,
         "retries": cfg.retries, "budget": cfg.budget, "race": cfg.race, "halt": cfg.halt,
-        "select": cfg.select,
+        "tol": cfg.tol, "select": cfg.select,
         "seed": cfg.seed, "dtype": precision.NAMES[dtype], "device": device.type,
     }
     if kind == "maze":
@@ -51,6 +51,7 @@ class Group:
     index: list[int]  # positions of the group's puzzles in the list given to ``solve_groups``
     results: list[Result]
     seconds: float
+    cfg: SolveConfig  # as solved: the run's settings, with the model's own tol if it has one
 
     def summary(self) -> dict:
         return {"model": self.model, "board": f"{self.shape[0]}x{self.shape[1]}",
@@ -80,14 +81,17 @@ def load_models(kind: str, shapes, weights_name: str | None, device, dtype) -> d
 
 
 def solve_groups(kind: str, puzzles: list[Puzzle], cfg: SolveConfig, models: dict,
-                 progress: Callable[[str, int], tuple | None] | None = None
-                 ) -> Iterator[Group]:
+                 progress: Callable[[str, int], tuple | None] | None = None,
+                 model_tol: bool = False) -> Iterator[Group]:
     """Solve the puzzles one shape group at a time with ``models`` (from ``load_models``),
     yielding each group as soon as it is done. ``progress(label, total)`` may return a pair of
-    callbacks ``(advance(n), grow(n))`` for the solver's progress and retries."""
+    callbacks ``(advance(n), grow(n))`` for the solver's progress and retries. ``model_tol``:
+    each model's own residual tolerance (``weights.model_tol``) replaces ``cfg.tol``."""
     task = get_task(kind)
+    run_cfg = cfg
     for shape, idx in shape_groups(puzzles).items():
         model, info = models[shape]
+        cfg = replace(run_cfg, tol=weights.model_tol(info, run_cfg.tol)) if model_tol else run_cfg
         grids = np.stack([puzzles[i].grid for i in idx])
         hooks = progress(f"{info.name} {shape[0]}x{shape[1]}", len(idx) * cfg.breadth) \
             if progress else None
@@ -95,4 +99,4 @@ def solve_groups(kind: str, puzzles: list[Puzzle], cfg: SolveConfig, models: dic
         t0 = time.perf_counter()
         results = solver.solve(model, grids, cfg, check=task.is_solution, progress=advance,
                                on_retry=grow)
-        yield Group(info.name, shape, idx, results, time.perf_counter() - t0)
+        yield Group(info.name, shape, idx, results, time.perf_counter() - t0, cfg)

@@ -158,6 +158,18 @@ def load(name: str, device: str | torch.device = "cpu",
     return model.to(device=device, dtype=dtype).eval(), info
 
 
+def model_tol(info: ModelInfo, default: float) -> float:
+    """The residual tolerance measured for this model (``meta["tol"]``, written by
+    ``eqr-solve weights bundle --tol``), else ``default``: how much a settled answer's logits
+    still move differs between models (docs/models.md, the maze card)."""
+    tol = info.meta.get("tol")
+    if tol is None:
+        return default
+    if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 <= tol < float("inf"):
+        raise WeightsError(f"{info.path}: broken model metadata (tol {tol!r})")
+    return float(tol)
+
+
 def check_compatible(info: ModelInfo, kind: str, shape: tuple[int, int]) -> None:
     """Fail clearly when a model is asked to solve a puzzle it was not built for."""
     if info.kind != kind:

@@ -253,6 +253,27 @@ def test_weights_bundle_records_eval(models, tmp_path):
     assert cell["acc_residual"] == 0.8 and cell["acc_retry"] == 0.9 and "acc_q" not in cell
 
 
+def test_residual_tolerance_travels_with_the_model(models, oracle, tmp_path):
+    """A model bundled with --tol is solved (and evaluated) with its own tolerance unless
+    --tol is given; a model without one gets the task's default."""
+    path = write(tmp_path, "m.txt", "#####\n#S G#\n#####\n")
+    args = ["maze", str(path), "--depth", "2", "--json"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.splitlines()[0])["tol"] == 0.3
+    r = runner.invoke(app, ["weights", "bundle", str(models / "maze.safetensors"), "maze",
+                            "--tol", "0.7"])
+    assert r.exit_code == 0, r.output
+    assert weights.read_info(models / "maze.safetensors").meta["tol"] == 0.7
+    r = runner.invoke(app, args)
+    assert json.loads(r.stdout.splitlines()[0])["tol"] == 0.7
+    r = runner.invoke(app, args + ["--tol", "0.2"])
+    assert json.loads(r.stdout.splitlines()[0])["tol"] == 0.2
+    r = runner.invoke(app, ["weights", "bundle", str(models / "maze.safetensors"), "maze",
+                            "--tol", "-1"])
+    assert r.exit_code == 2 and "--tol" in r.output
+
+
 def test_data_from_sudoku_extreme_csv(tmp_path):
     from pathlib import Path
 

@@ -170,3 +170,15 @@ def test_old_error_import_paths_are_the_typed_errors():
 
     assert weights.WeightsError is errors.WeightsError and tasks.InputError is errors.InputError
     assert issubclass(errors.InputError, ValueError) and issubclass(errors.RecipeError, ValueError)
+
+
+def test_model_tol_from_metadata(tmp_path):
+    torch.manual_seed(0)
+    model = EqR(tiny_config())
+    for meta, expected in (({}, 0.3), ({"tol": 0.7}, 0.7), ({"tol": 1}, 1.0)):
+        weights.save(model, tmp_path / "m.safetensors", "maze", None, meta)
+        assert weights.model_tol(weights.read_info(tmp_path / "m.safetensors"), 0.3) == expected
+    for bad in ("0.7", -1, True, float("nan")):
+        weights.save(model, tmp_path / "m.safetensors", "maze", None, {"tol": bad})
+        with pytest.raises(weights.WeightsError, match="tol"):
+            weights.model_tol(weights.read_info(tmp_path / "m.safetensors"), 0.3)

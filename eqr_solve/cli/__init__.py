@@ -143,7 +143,10 @@ DtypeOpt = Annotated[str, typer.Option(
     "--dtype", help="auto, fp32 or bf16. auto: bf16 on CUDA and on CPUs whose bf16 matmul is "
                     "at least 2x faster than fp32 (measured once, cached), else fp32.")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed (initial latents and noise).")]
-TolOpt = Annotated[float, typer.Option(help="Residual threshold for --halt residual.")]
+TolOpt = Annotated[float | None, typer.Option(
+    help="Residual threshold for --halt residual. Default: the model's own (measured for it, "
+         "in its metadata), else 0.05 for Sudoku and 0.3 for mazes.", show_default=False)]
+DEFAULT_TOL = {"sudoku": 0.05, "maze": 0.3}
 NoiseOpt = Annotated[float | None, typer.Option(help="Noise scale β at inference "
                                                      "(default: the model's).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON Lines records on stdout (one per "

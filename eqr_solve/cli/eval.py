@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from eqr_solve import precision, render
 from eqr_solve.cli import (
+    DEFAULT_TOL,
     DataDirOpt,
     DepthOpt,
     DeviceOpt,
@@ -57,7 +58,7 @@ def eval_(
         help="Passes to run: 'both' (every segment, and learned halting), 'none', 'act' or "
              "'residual'. Default: both (none with --protocol paper).", show_default=False)
     ] = None,
-    tol: TolOpt = 0.05,
+    tol: TolOpt = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
@@ -92,7 +93,8 @@ def eval_(
     if limit is not None:
         check_range("--limit", limit, 1)
     check_range("--seed", seed, 0, MAX_SEED)
-    check_range("--tol", tol, 0)
+    if tol is not None:
+        check_range("--tol", tol, 0)
     if noise is not None:
         check_range("--noise", noise, 0)
     if out_dir is not None:
@@ -103,6 +105,8 @@ def eval_(
     model, info = weights.load(weights_name or weights.default_name(kind.value, ds.shape), dev,
                                dt)
     weights.check_compatible(info, kind.value, ds.shape)
+    if tol is None:
+        tol = weights.model_tol(info, DEFAULT_TOL[kind.value])
     if not json_:
         line("protocol:", "bold", P.DESCRIPTIONS[protocol.value] + f" (--halt {halt})")
     total = len(ds) * max(breadths) * (2 if halt == "both" else 1)

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from eqr_solve import render
 from eqr_solve.cli import (
+    DEFAULT_TOL,
     DepthOpt,
     DeviceOpt,
     DtypeOpt,
@@ -89,7 +90,7 @@ WatchOpt = Annotated[bool, typer.Option(
 
 def solve_config(kind: str, protocol: Protocol, depth: int, breadth: int | None,
                  retries: int | None,
-                 budget: int | None, halt: Halt | None, min_steps: int, tol: float,
+                 budget: int | None, halt: Halt | None, min_steps: int, tol: float | None,
                  select: Select, noise: float | None, seed: int, race: bool | None = None):
     """The SolveConfig of the options after ``--protocol``. SolveConfig checks the bounds;
     its one-line refusal is given back under the option's name (min_steps: --min-steps)."""
@@ -103,7 +104,7 @@ def solve_config(kind: str, protocol: Protocol, depth: int, breadth: int | None,
     try:
         return SolveConfig(
             depth=depth, breadth=DEFAULT_BREADTH[kind] if breadth is None else breadth,
-            halt=halt_mode, min_steps=min_steps, tol=tol,
+            halt=halt_mode, min_steps=min_steps, tol=DEFAULT_TOL[kind] if tol is None else tol,
             select=s["select"] or auto_select(halt_mode),
             window=P.PROTOCOLS[protocol.value].get("window", 3), noise=noise,
             retries=DEFAULT_RETRIES[kind] if s["retries"] is None else s["retries"],
@@ -117,7 +118,8 @@ def solve_config(kind: str, protocol: Protocol, depth: int, breadth: int | None,
 def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
                   retries: int | None,
                   budget: int | None, race: bool | None, halt: Halt | None, min_steps: int,
-                  tol: float, select: Select, protocol: Protocol, weights_name: str | None,
+                  tol: float | None, select: Select, protocol: Protocol,
+                  weights_name: str | None,
                   device: str, dtype_name: str, seed: int, noise: float | None, as_json: bool,
                   out_dir: Path | None, boards: bool | None, watch: bool = False) -> None:
     from eqr_solve import precision, records
@@ -167,11 +169,13 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
             return (lambda n: progress.advance(bar, n),
                     lambda n: progress.update(bar, total=progress.tasks[bar].total + n))
 
-        for group in records.solve_groups(kind, puzzles, cfg, models, hooks):
+        for group in records.solve_groups(kind, puzzles, cfg, models, hooks,
+                                          model_tol=tol is None):
             summary.append(group.summary())
             for i, r in zip(group.index, group.results):
                 results[i] = r
-                record = records.solve_record(kind, puzzles[i], group.model, r, cfg, dtype, dev)
+                record = records.solve_record(kind, puzzles[i], group.model, r, group.cfg,
+                                              dtype, dev)
                 if as_json:
                     emit(record)
                 if sink is not None:
@@ -228,7 +232,7 @@ def sudoku(
     depth: DepthOpt = 16, breadth: BreadthOpt = None, retries: RetriesOpt = None,
     budget: BudgetOpt = None, race: RaceOpt = None, halt: HaltOpt = None,
     min_steps: MinStepsOpt = 2,
-    tol: TolOpt = 0.05, select: SelectOpt = Select.auto, protocol: ProtocolOpt = Protocol.default,
+    tol: TolOpt = None, select: SelectOpt = Select.auto, protocol: ProtocolOpt = Protocol.default,
     weights: WeightsOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     seed: SeedOpt = 0, noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
     boards: BoardsOpt = None, watch: WatchOpt = False,
@@ -252,7 +256,7 @@ def maze(
     depth: DepthOpt = 64, breadth: BreadthOpt = None, retries: RetriesOpt = None,
     budget: BudgetOpt = None, race: RaceOpt = None, halt: HaltOpt = None,
     min_steps: MinStepsOpt = 2,
-    tol: TolOpt = 0.3, select: SelectOpt = Select.auto, protocol: ProtocolOpt = Protocol.default,
+    tol: TolOpt = None, select: SelectOpt = Select.auto, protocol: ProtocolOpt = Protocol.default,
     weights: WeightsOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     seed: SeedOpt = 0, noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
     boards: BoardsOpt = None, watch: WatchOpt = False,

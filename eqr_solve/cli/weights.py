@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from eqr_solve.cli import JsonOpt, app, emit, out
+from eqr_solve.cli import JsonOpt, app, check_range, emit, out
 from eqr_solve.errors import InputError
 
 weights_app = typer.Typer(help="List, inspect and download models.", no_args_is_help=True)
@@ -145,13 +145,19 @@ def weights_bundle(
     name: Annotated[str, typer.Argument(help="Bundled name, e.g. sudoku-9x9.")],
     evals: Annotated[list[Path] | None, typer.Option("--eval", help="result.json files of "
                      "`eqr-solve eval --out` to record as measured accuracy.")] = None,
+    tol: Annotated[float | None, typer.Option(
+        help="The residual tolerance measured for this model: solve and eval use it when "
+             "--tol is not given.")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Publish a trained model into weights/ with its measured accuracy in the metadata."""
     from eqr_solve import weights
 
+    if tol is not None:
+        check_range("--tol", tol, 0)
     accuracy = weights.eval_accuracy(evals or [])
-    dst = weights.bundle(src, name, {"accuracy": accuracy} if accuracy else {})
+    meta = ({"accuracy": accuracy} if accuracy else {}) | ({"tol": tol} if tol is not None else {})
+    dst = weights.bundle(src, name, meta)
     if json_:
         return emit(info_record(weights.read_info(dst)))
     out.print(f"[green]✓[/] {escape(str(dst))}", soft_wrap=True)
