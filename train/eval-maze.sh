@@ -19,6 +19,12 @@ $E data maze --size 11 --count 200 --path-length 5-40 --seed 2009 --exclude data
    --out data/maze11
 $E data maze --size 15 --count 200 --path-length 5-88 --seed 2006 --out data/maze15
 $E data maze --size 30 --count 100 --path-length 100-140 --seed 2007 --out data/maze30
+# a second 30x30 set for checking settings chosen on data/maze30 (the residual tolerance),
+# and the bigger boards of the maze card
+$E data maze --size 30 --count 100 --path-length 100-140 --seed 2013 --exclude data/maze30.npz \
+   --out data/maze30-b
+$E data maze --size 45 --count 100 --path-length 150-210 --seed 2011 --out data/maze45
+$E data maze --size 60 --count 100 --path-length 200-280 --seed 2012 --out data/maze60
 
 # depth scaling in one pass (every segment), then the defaults with learned halting
 for n in 9 11 15; do
