@@ -248,7 +248,13 @@ def test_sigterm_saves_and_stops(tmp_path):
 
 
 def test_distributed_matches_single_process(tmp_path):
-    recipe = tiny_recipe(max_steps=4)
+    """Two ranks with one shard each train the same weights as one process with two shards.
+
+    The ranks run one thread each and reduce gradients in another order, so weights agree to
+    rounding, not bit for bit: 1e-4 is a tenth of one Adam step at lr 1e-3, while a lost or
+    doubled shard changes the gradient's direction and moves weights by whole steps.
+    """
+    recipe = tiny_recipe(max_steps=4, dtype="fp32")
     del recipe["eval"]
     rfile = write_recipe(tmp_path / "tiny.toml", recipe)
     T.run(T.load_recipe(str(rfile)), tmp_path / "single")
@@ -262,7 +268,7 @@ def test_distributed_matches_single_process(tmp_path):
     a, _ = weights.load(str(tmp_path / "single" / "model.safetensors"))
     b, _ = weights.load(str(tmp_path / "ddp" / "model.safetensors"))
     for x, y in zip(a.parameters(), b.parameters()):
-        assert torch.allclose(x, y, atol=1e-5)
+        assert torch.allclose(x, y, atol=1e-4)
     la, lb = losses(tmp_path / "single"), losses(tmp_path / "ddp")
     assert [s for s, _ in la] == [s for s, _ in lb]
     assert np.allclose([v for _, v in la], [v for _, v in lb], atol=1e-4)
