@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The evaluations behind the maze model card (docs/models.md); part of
 # train/eval-bundled.sh. Run on a quiet machine from the repository root. Perfect mazes have
-# a unique path between any two cells, so every set has a unique shortest path. The bundled
-# model trained on boards up to 13x13 (train/maze-cpu-deep13.toml); 15x15 and 30x30
-# (Maze-Unique style, path 100-140) were never seen in training and are run deeper.
+# a unique path between any two cells, so every set has a unique shortest path. The blocks
+# with an explicit --tol 0.3 are the card of stage 5, the bundle until 2026-12-04
+# (MAZE_WEIGHTS=train/runs/maze-cpu-deep13/model.safetensors, boards up to 13x13); the last
+# block is the card of the current bundle (train/maze-cpu-deep15-slow.toml, tol 0.7 in its
+# weights file). 30x30 (Maze-Unique style, path 100-140) was never seen in training.
 set -euo pipefail
 E=".venv/bin/eqr-solve"
 M="${MAZE_WEIGHTS:-maze}"      # e.g. MAZE_WEIGHTS=train/runs/maze-cpu-deep13/model.safetensors
@@ -63,3 +65,10 @@ $E eval maze -w "$M" --data data/maze30.npz --limit 6 --depth 64,256 --breadth 1
 Dataset.load('data/maze30.npz').subset(np.arange(6, 10)).save('data/maze30-7to10')"
 $E eval maze -w "$M" --data data/maze30-7to10.npz --depth 64,256 --breadth 1,8,64 \
    --halt residual --tol 0.3 --out docs/eval/maze-30x30-D256B64-7to10
+
+# the current bundle (maze-cpu-deep15-slow, its own tol 0.7): one pass of 16 restarts to D256,
+# replayed at D64 and 1 / 8 restarts (the defaults are the D64 B8 "race" column)
+$E eval maze -w "$M" --data data/maze15.npz --limit 200 --depth 64,256 --breadth 1,8,16 \
+   --halt residual --out docs/eval/maze-card-2026-12-04/maze-15x15
+$E eval maze -w "$M" --data data/maze30-b.npz --limit 100 --depth 64,256 --breadth 1,8,16 \
+   --halt residual --out docs/eval/maze-card-2026-12-04/maze-30x30-b
