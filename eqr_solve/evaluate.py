@@ -143,9 +143,25 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
     b (restarts are independent, so this is that policy's outcome, at its NFE). ``race``
     columns replay ``--breadth b --race``: the b restarts side by side until the first one
     settles (ties: the smallest residual score), which is the answer, at b times its steps;
-    none settled: ``retry_rule`` over all b."""
+    none settled: ``retry_rule`` over all b. ``race_q`` columns replay ``--breadth b --race
+    --select q``: a restart settles only with q > 0 (``solver.accepts``), the first such
+    answers (ties: the highest q) while the others run up to its step; none: q over all b.
+    Where the task has a "no answer" (mazes: no path), the q and race q columns give it when
+    the chosen restart's q <= 0, as ``solver.solve`` does."""
     P = len(ds)
     puzzles = np.arange(P) if rows is None else rows
+    task = get_task(ds.kind)
+    no_answer = getattr(task, "no_answer", None)
+    # is the task's "no answer" right for each puzzle (mazes: it has no path)?
+    none_ok = np.zeros(P, dtype=bool) if no_answer is None else np.array(
+        [task.is_solution(g, no_answer(g)) for g in ds.inputs])
+
+    def q_ok(chosen) -> np.ndarray:  # the q rules' answers, "no answer" where q <= 0
+        chosen = np.asarray(chosen)
+        if no_answer is None:
+            return ok[chosen]
+        return np.where(snap.q[chosen] > 0, ok[chosen], none_ok[chosen // B])
+
     out = []
     for d in depths:
         snap, ok = full.snapshots[d], full.correct[d]
@@ -167,9 +183,17 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
             race = np.where(first < d, idx[np.arange(len(idx)), ties.argmin(1)],
                             np.array(chosen[retry_rule]))
             race_nfe = np.where(first < d, b * first, nfe)
+            q = snap.q[idx]
+            accepted = (steps < d) & (q > 0)
+            first_q = np.where(accepted, steps, d).min(1)
+            best_q = np.where(accepted & (steps == first_q[:, None]), q, -np.inf).argmax(1)
+            race_q = np.where(first_q < d, idx[np.arange(len(idx)), best_q],
+                              np.array(chosen["q"]))
+            race_q_nfe = np.where(first_q < d, np.minimum(steps, first_q[:, None]).sum(1), nfe)
             cell = {
                 "depth": d, "breadth": b, "puzzles": len(puzzles),
                 **{f"acc_{rule}": float(ok[chosen[rule]].mean()) for rule in RULES},
+                "acc_q": float(q_ok(chosen["q"]).mean()),
                 "any_correct": float((c > 0).mean()),
                 "mean_pass_rate": float((c / b).mean()),
                 "cell_acc": float(full.cells[d][chosen["residual"]].mean()),
@@ -180,6 +204,8 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
                 "mean_nfe_retry": float(retry_nfe.mean()),
                 "acc_race": float(ok[race].mean()),
                 "mean_nfe_race": float(race_nfe.mean()),
+                "acc_race_q": float(q_ok(race_q).mean()),
+                "mean_nfe_race_q": float(race_q_nfe.mean()),
             }
             # is the halting rule honest? of the trajectories it stopped before d, how many
             # were wrong (a head that halts on unsettled wrong answers shows here)

@@ -27,7 +27,7 @@ def solve_record(kind: str, puzzle: Puzzle, model_name: str, result: Result, cfg
         "source": puzzle.source, "kind": kind, "model": model_name,
         "puzzle": puzzle_text(kind, puzzle.grid), "solution": puzzle_text(kind, result.answer),
         "valid": bool(result.valid), "steps": result.steps, "nfe": result.nfe,
-        "stages": result.stages, "restart": result.restart,
+        "stages": result.stages, "restart": result.restart, "rejected": result.rejected,
         "residuals": [round(x, 6) for x in result.residuals],
         "q": [round(x, 4) for x in result.q],
         "seconds": round(result.seconds, 4), "depth": cfg.depth, "breadth": cfg.breadth,
@@ -98,5 +98,5 @@ def solve_groups(kind: str, puzzles: list[Puzzle], cfg: SolveConfig, models: dic
         advance, grow = hooks if hooks else (None, None)
         t0 = time.perf_counter()
         results = solver.solve(model, grids, cfg, check=task.is_solution, progress=advance,
-                               on_retry=grow)
+                               on_retry=grow, no_answer=getattr(task, "no_answer", None))
         yield Group(info.name, shape, idx, results, time.perf_counter() - t0, cfg)

@@ -121,6 +121,8 @@ def trace_line(result, depth: int, halt: str) -> Text:
     restarts = len(result.restart_steps) if result.restart_steps is not None else 1
     text.append(f"{stopped} {result.steps}/{depth} segments · restart {result.restart + 1} of "
                 f"{restarts} · NFE {result.nfe} · {result.seconds:.2f}s  ", style="dim")
+    if getattr(result, "rejected", False):
+        text.append("halting head rejected every answer found · ", style="yellow")
     if result.valid:
         text.append("✓ valid", style="bold green")
     elif result.valid is False:
@@ -158,22 +160,24 @@ def eval_tables(result: dict) -> list[Table]:
                        f"accuracy % by selection rule ({passes[result.get('halt', 'both')]})",
                  title_justify="left")
     for col in ("D", "B", "resid.", "vote", "q", "any", "cells", "steps", "NFE", "time~",
-                "puz/s~", "retry (NFE)", "race (NFE)"):
+                "retry (NFE)", "race (NFE)", "race q (NFE)"):
         grid.add_column(col, justify="right")
     for c in cells:
         retry = (f"{_pct(c['acc_retry'])} ({c['mean_nfe_retry']:.0f})" if c["breadth"] > 1
                  and "acc_retry" in c else "")
-        race = (f"{_pct(c['acc_race'])} ({c['mean_nfe_race']:.0f})" if c["breadth"] > 1
-                and "acc_race" in c else "")
+        race, race_q = ((f"{_pct(c[f'acc_{k}'])} ({c[f'mean_nfe_{k}']:.0f})"
+                         if c["breadth"] > 1 and f"acc_{k}" in c else "")
+                        for k in ("race", "race_q"))
         grid.add_row(str(c["depth"]), str(c["breadth"]), _pct(c["acc_residual"]),
                      _pct(c["acc_vote"]), _pct(c["acc_q"]), _pct(c["any_correct"]),
                      _pct(c["cell_acc"]), f"{c['mean_steps']:.1f}", f"{c['mean_nfe']:.0f}",
-                     f"{c['seconds_est']:.3g}s", f"{c['puzzles_per_s_est']:.3g}", retry, race)
+                     f"{c['seconds_est']:.3g}s", retry, race, race_q)
     grid.caption = ("resid./vote/q: exact % of the restart chosen by that rule; any: some "
                     "restart exact (pass@B); ~: estimated from the pass's share of segments; "
                     "retry: B-1 more restarts only when the first did not halt early "
                     "(--breadth 1 --retries B-1); race: the B restarts side by side, the first "
-                    "to settle answers (--breadth B --race)")
+                    "to settle answers (--breadth B --race); race q: the same, settling only "
+                    "with q > 0 (--breadth B --race --select q)")
     tables = [grid]
     act = {(c["depth"], c["breadth"]): c for c in result.get("act", []) if c["stratum"] == "all"}
     if act:

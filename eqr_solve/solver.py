@@ -40,8 +40,8 @@ class SolveConfig:
     window: int = 3  # residual score = mean logit change over the last `window` segments
     noise: float | None = None  # override the model's β at inference
     retries: int = 0  # more restarts for a puzzle none of whose restarts halted early
-    race: bool = False  # a puzzle stops at its first restart stopped by the halting rule:
-    # the others are cut (or never start) and the answer is chosen among those that ran
+    race: bool = False  # a puzzle stops at its first restart that settles (see `accepts`):
+    # the others are cut (or never start) and the answer is chosen among the settled ones
     budget: int = 0  # NFE per puzzle: past the retries, a still-unsettled puzzle escalates
     # (depth x4, breadth x2 per stage) while its worst-case NFE stays within this; 0 = never
     seed: int = 0
@@ -94,6 +94,8 @@ class Result:
     q: list[float]  # chosen restart's halting logit per segment
     seconds: float  # wall time attributed to this puzzle (its share of the batch time)
     stages: int = 1  # attempts run for this puzzle (1 = settled at the first; see `stages`)
+    rejected: bool = False  # the halting head rejected every restart's answer, and the task's
+    # "no answer" was given instead (``solve(no_answer=...)``)
     depth: int = 0  # the depth allowed to the chosen restart (its attempt's)
     restart_steps: np.ndarray = field(repr=False, default=None)  # [B]
     restart_scores: np.ndarray = field(repr=False, default=None)  # [B]
@@ -119,6 +121,16 @@ def residual_score(residuals: np.ndarray, steps: np.ndarray, window: int) -> np.
         if s >= 2:
             out[r] = residuals[r, max(1, s - window) : s].mean()
     return out
+
+
+def accepts(cfg: SolveConfig, halted_early: torch.Tensor, q_halt: torch.Tensor) -> torch.Tensor:
+    """Which trajectories *settled*: stopped by the halting rule before the depth and, under
+    ``select='q'``, with an answer the halting head accepts (q > 0). Only a settled restart
+    ends a race or spares a puzzle its retries: on unseen 30x30 mazes a restart that settles
+    by residual on a wrong path is nearly always one the head rejects (docs/models.md)."""
+    if cfg.select == "q":
+        return halted_early & (q_halt > 0)
+    return halted_early
 
 
 def auto_select(halt: str) -> str:
@@ -167,6 +179,7 @@ class _Run:
         self.residuals = np.full((n_rows, min(cfg.depth, 64)), np.nan, dtype=np.float32)
         self.q = np.full_like(self.residuals, np.nan)
         self.steps = np.zeros(n_rows, dtype=np.int64)
+        self.settled = np.zeros(n_rows, dtype=bool)  # see `accepts`
         self.window = cfg.window
         self.frames = [[] for _ in range(n_rows)] if cfg.keep_frames else None
         self.snapshots = {d: None for d in cfg.record_depths}
@@ -177,7 +190,7 @@ class _Run:
         }
 
     def record(self, rows: np.ndarray, preds: np.ndarray, residual: np.ndarray, q: np.ndarray,
-               steps: np.ndarray, halted: np.ndarray) -> None:
+               steps: np.ndarray, halted: np.ndarray, settled: np.ndarray) -> None:
         """Store one segment's outputs for ``rows``; fill snapshots at their own depth."""
         width = self.residuals.shape[1]
         if len(steps) and steps.max() > width:  # double the traces (NaN = not run)
@@ -188,6 +201,7 @@ class _Run:
         self.residuals[rows, steps - 1] = residual
         self.q[rows, steps - 1] = q
         self.steps[rows] = steps
+        self.settled[rows] = settled
         if self.frames is not None:
             for r, answer in zip(rows, preds):
                 self.frames[r].append(answer)
@@ -256,21 +270,23 @@ def run_trajectories(
         steps = steps + 1
         residual = (logits - prev_logits).norm(dim=-1).mean(dim=-1)  # NaN at step 1
         halted = steps >= cfg.depth
+        settled = torch.zeros_like(halted)
         if cfg.halt != "none":
             ready = steps >= cfg.min_steps
             if cfg.halt == "act":
                 halted |= ready & (out.q_halt > 0)
             else:
                 halted |= ready & (residual < cfg.tol)
-            if cfg.race:  # settled before the depth: its puzzle is done, the rest are cut
+            settled = accepts(cfg, halted & (steps < cfg.depth), out.q_halt)
+            if cfg.race:  # a restart settled: its puzzle is done, the rest are cut
                 puzzle = (rows // B).cpu().numpy()
-                done[puzzle[(halted & (steps < cfg.depth)).cpu().numpy()]] = True
+                done[puzzle[settled.cpu().numpy()]] = True
                 halted |= torch.as_tensor(done[puzzle], device=device)
         preds = logits.argmax(-1).view(-1, H, W)
         run.record(
             rows.cpu().numpy(), preds.to(torch.uint8).cpu().numpy(),
             residual.cpu().numpy(), out.q_halt.float().cpu().numpy(),
-            steps.cpu().numpy(), halted.cpu().numpy(),
+            steps.cpu().numpy(), halted.cpu().numpy(), settled.cpu().numpy(),
         )
         keep = ~halted
         if progress is not None:
@@ -291,6 +307,7 @@ class _Restarts:
     residuals: np.ndarray  # [n, depth]
     q: np.ndarray  # [n, depth]
     depths: np.ndarray  # [n] the depth each restart was allowed (its attempt's)
+    settled: np.ndarray  # [n] bool, see `accepts`
     frames: list | None  # [n] lists of per-segment answers (keep_frames), else None
 
     @classmethod
@@ -301,7 +318,7 @@ class _Restarts:
         q_last = run.q[ran, np.maximum(steps - 1, 0)]
         return cls(run.answers[ran], residual_score(run.residuals[ran], steps, run.window),
                    q_last, steps, run.residuals[ran], run.q[ran],
-                   np.full(len(steps), run.depth),
+                   np.full(len(steps), run.depth), run.settled[ran],
                    None if run.frames is None else [run.frames[r] for r in ran])
 
     def __add__(self, other: _Restarts) -> _Restarts:
@@ -346,16 +363,23 @@ def solve(
     check: Callable[[np.ndarray, np.ndarray], bool] | None = None,
     progress: Callable[[int], None] | None = None,
     on_retry: Callable[[int], None] | None = None,
+    no_answer: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[Result]:
     """Solve every puzzle (token grids of one shape) and pick one restart per puzzle.
 
     ``check(puzzle, answer)`` is the task's checker: it fills ``Result.valid`` and is the
     verifier used by ``select='verify'`` (never by the other rules). A puzzle none of whose
-    restarts was stopped by the halting rule before its depth (no restart converged) gets the
+    restarts settled (``accepts``: no restart converged on an accepted answer) gets the
     next attempt of ``stages(cfg)`` (more restarts, then deeper and broader ones within
     ``cfg.budget``), and the choice is made among all of its restarts: compute is spent only
     where the earlier attempts found no attractor. ``on_retry(n)`` is told how many
     trajectories an attempt adds, before they run.
+
+    ``no_answer(puzzle)`` is the task's answer for a puzzle without one (mazes: no path).
+    Under ``select='q'`` it replaces the chosen answer when even the highest halting logit is
+    <= 0: the model's own halting head rejects every answer it found, which on mazes without a
+    path is nearly always, and on mazes with one (whose right paths it accepts) almost never
+    (docs/models.md, maze card). No verifier is involved.
     """
     cfg = cfg or SolveConfig()
     grids = np.stack(list(grids)) if not isinstance(grids, np.ndarray) else grids
@@ -379,9 +403,8 @@ def solve(
             more = _Restarts.of(run, slice(i * breadth, (i + 1) * breadth))
             pools[p] = more if pools[p] is None else pools[p] + more
             used[p] = k + 1
-        # settled: some restart of this stage was stopped by the halting rule before its depth
         todo = [p for i, p in enumerate(todo)
-                if not (run.steps[i * breadth:(i + 1) * breadth] < depth).any()]
+                if not run.settled[i * breadth:(i + 1) * breadth].any()]
         if not todo:
             break
     results = []
@@ -390,14 +413,20 @@ def solve(
         def is_valid(answer, puzzle=grids[p]):
             return bool(check(puzzle, answer))
 
-        choice = select_restart(
-            cfg.select, r.answers, r.scores, r.q_last, is_valid if check is not None else None,
-        )
+        # a race answers with a restart that settled (the others were cut short)
+        pick = np.flatnonzero(r.settled) if cfg.race and r.settled.any() else \
+            np.arange(len(r.steps))
+        choice = int(pick[select_restart(
+            cfg.select, r.answers[pick], r.scores[pick], r.q_last[pick],
+            is_valid if check is not None else None,
+        )])
         s = int(r.steps[choice])
         nfe = int(r.steps.sum())
+        rejected = no_answer is not None and cfg.select == "q" and r.q_last[choice] <= 0
+        answer = no_answer(grids[p]) if rejected else r.answers[choice].copy()
         results.append(Result(
-            answer=r.answers[choice].copy(),
-            valid=None if check is None else bool(check(grids[p], r.answers[choice])),
+            answer=answer,
+            valid=None if check is None else bool(check(grids[p], answer)),
             steps=s,
             nfe=nfe,
             restart=choice,
@@ -407,6 +436,7 @@ def solve(
             restart_steps=r.steps.copy(),
             restart_scores=r.scores.copy(),
             stages=int(used[p]),
+            rejected=bool(rejected),
             depth=int(r.depths[choice]),
             frames=None if r.frames is None else r.frames[choice],
         ))

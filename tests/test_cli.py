@@ -36,8 +36,8 @@ def oracle(monkeypatch):
     """Replace the network's answers with the exact solver's, to test the CLI plumbing."""
     real = solver.solve
 
-    def solve(model, grids, cfg=None, check=None, progress=None, on_retry=None):
-        results = real(model, grids, cfg, check, progress, on_retry)
+    def solve(model, grids, cfg=None, check=None, progress=None, on_retry=None, no_answer=None):
+        results = real(model, grids, cfg, check, progress, on_retry, no_answer)
         for r, g in zip(results, grids):
             r.answer = sudoku.solve(g) if g.shape[0] == 4 and g.max() <= 5 else maze.solve(g)
             r.valid = bool(check(g, r.answer))
@@ -138,9 +138,10 @@ def test_maze_command(models, oracle, tmp_path):
     assert r.exit_code == 0, r.output
     records = [json.loads(line) for line in r.stdout.splitlines()]
     assert records[1]["solution"] == ["#####", "#SoG#", "#####"]
-    # the maze default: 8 restarts side by side, the first to settle answers
+    # the maze default: 8 restarts side by side, the first to settle on an answer its halting
+    # head accepts answers
     assert records[0]["race"] is True and records[0]["breadth"] == 8
-    assert records[0]["retries"] == 0
+    assert records[0]["retries"] == 0 and records[0]["select"] == "q"
     r = runner.invoke(app, ["maze", str(path), "--depth", "2", "--json", "--no-race",
                             "--breadth", "1"])
     rec = json.loads(r.stdout.splitlines()[0])
@@ -238,6 +239,24 @@ def test_data_command_builds_reproducible_sets(tmp_path):
     r = runner.invoke(app, ["data", "maze", "--size", "9", "--path-length", "4-8", "--count",
                             "5", "--exclude", str(tmp_path / "m"), "--out", str(tmp_path / "e")])
     assert r.exit_code == 2 and "--exclude" in r.output and not (tmp_path / "e.npz").exists()
+
+
+@pytest.mark.parametrize("kind, args", [
+    ("sudoku", ["--size", "4", "--blanks", "6-8"]),
+    ("maze", ["--size", "9", "--path-length", "4-8", "--no-path", "0.5"]),
+])
+def test_data_text_reads_back_as_the_same_puzzles(tmp_path, kind, args):
+    """--text writes the set in the solve commands' input format: parsing it gives the
+    saved inputs, in order."""
+    from eqr_solve.tasks import get_task
+
+    r = runner.invoke(app, ["data", kind, *args, "--count", "6", "--text",
+                            "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    parsed = get_task(kind).parse((tmp_path / "s.txt").read_text(), "s.txt")
+    inputs = np.load(tmp_path / "s.npz")["inputs"]
+    assert len(parsed) == len(inputs)
+    assert all(np.array_equal(p.grid, x) for p, x in zip(parsed, inputs))
 
 
 def test_weights_bundle_records_eval(models, tmp_path):
@@ -525,8 +544,9 @@ def test_watch_shows_one_puzzle_segment_by_segment(models, tmp_path):
     for k in (1, 2, 4, 5):
         assert f"segment {k}/5 · " in r.stdout
     assert "segment 3/5" not in r.stdout
+    # residual selection: the shown answer is the last frame (under q it may be "no path")
     r = runner.invoke(app, ["maze", str(one), "--depth", "3", "--halt", "none", "--watch",
-                            "--json"])
+                            "--select", "residual", "--json"])
     record = json.loads(r.stdout)
     assert len(record["frames"]) == 3 and record["frames"][-1] == record["solution"]
     two = write(tmp_path, "two.txt", PUZZLE_4x4 + "\n" + PUZZLE_4x4)

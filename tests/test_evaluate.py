@@ -85,6 +85,53 @@ def test_race_replay_answers_with_the_first_restart_to_settle():
     assert cell["mean_nfe_race"] == 8 and cell["mean_nfe_retry"] == 14
 
 
+def test_race_q_replay_waits_for_an_accepted_answer():
+    """Restart 0 settles at segment 3 on a wrong answer its head rejects (q < 0); restart 1
+    settles at 5, right and accepted; restart 2 never settles. race answers with restart 0
+    at 3 x 3 NFE; race q with restart 1 at 3 + 5 + 5 NFE (2 runs until restart 1 settles)."""
+    from eqr_solve.solver import Snapshot
+
+    ds = data.generate("sudoku", 1, seed=0, n=4, blanks=6)
+    answers = np.stack([ds.labels[0]] * 3)
+    snap = Snapshot(answers=answers, scores=np.array([0.1, 0.2, 0.9]),
+                    q=np.array([-1.0, 2.0, 3.0]), steps=np.array([3, 5, 10]))
+    full = evaluate.Pass({10: snap}, {10: np.array([False, True, False])},
+                         {10: np.ones(3)}, 1.0, 18)
+    cell = evaluate.grid_cells(ds, full, [10], [3], B=3)[0]
+    assert cell["acc_race"] == 0.0 and cell["mean_nfe_race"] == 9
+    assert cell["acc_race_q"] == 1.0 and cell["mean_nfe_race_q"] == 13
+    assert cell["acc_q"] == 0.0  # over all three, the highest q is the unsettled restart 2
+    # nobody accepted: the highest q over all, at the full NFE
+    rejected = Snapshot(answers=answers, scores=snap.scores, q=np.array([-1.0, -0.5, -2.0]),
+                        steps=snap.steps)
+    full = evaluate.Pass({10: rejected}, full.correct, full.cells, 1.0, 18)
+    cell = evaluate.grid_cells(ds, full, [10], [3], B=3)[0]
+    assert cell["acc_race_q"] == 1.0 and cell["mean_nfe_race_q"] == 18
+
+
+def test_q_replay_answers_no_path_where_every_restart_is_rejected():
+    """Mazes have a "no answer" (no path): the q columns give it when the chosen restart's
+    q <= 0, right for a maze without a path and wrong for one with a path."""
+    from eqr_solve.solver import Snapshot
+    from eqr_solve.tasks import maze
+
+    ds = data.generate("maze", 2, seed=0, height=7, width=7, min_path=2, max_path=12)
+    ds.inputs[1] = maze.no_answer(ds.labels[1])  # maze 1: its path walled off (no path)
+    ds.inputs[1][ds.labels[1] == maze.PATH] = maze.WALL
+    ds.labels[1] = ds.inputs[1]
+    assert maze.has_path(ds.inputs[0]) and not maze.has_path(ds.inputs[1])
+    answers = np.stack([ds.labels[0], ds.labels[0]])  # both draw maze 0's path
+    ok = np.array([maze.is_solution(p, a) for p, a in zip(ds.inputs, answers)])
+    for q, expected in ((-1.0, [0.0, 1.0]), (1.0, [1.0, 0.0])):
+        snap = Snapshot(answers=answers, scores=np.zeros(2), q=np.full(2, q),
+                        steps=np.array([3, 3]))
+        full = evaluate.Pass({10: snap}, {10: ok}, {10: np.ones(2)}, 1.0, 6)
+        for p, want in enumerate(expected):
+            cell = evaluate.grid_cells(ds, full, [10], [1], B=1, rows=np.array([p]))[0]
+            assert cell["acc_q"] == cell["acc_race_q"] == want, (q, p)
+            assert cell["acc_residual"] == float(ok[p])  # other rules: the drawn answer
+
+
 def test_eval_cli_writes_files(models, tmp_path):  # noqa: F811
     ds = data.generate("sudoku", 3, seed=0, n=4, blanks=6)
     ds.save(tmp_path / "set")

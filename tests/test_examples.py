@@ -32,3 +32,16 @@ def test_bundled_model_solves_example_at_defaults(name, monkeypatch):
     results = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
     assert results and all(x["valid"] for x in results), [x["source"] for x in results
                                                           if not x["valid"]]
+
+
+def test_bundled_maze_model_solves_with_its_own_tolerance(monkeypatch):
+    """The maze bundle's settled answers move more than the CLI's fallback 0.3 allows: its
+    measured tolerance travels in the weights file and a default run uses it."""
+    monkeypatch.delenv("EQR_WEIGHTS_DIR", raising=False)
+    if "maze" not in {i.name for i in weights.list_bundled()}:
+        pytest.skip("no maze model bundled")
+    _, info = weights.load("maze")
+    assert "tol" in info.meta
+    r = CliRunner().invoke(app, ["maze", str(EXAMPLES / "maze-9x9.txt"), "--json"])
+    records = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert records and {x["tol"] for x in records} == {weights.model_tol(info, 0.3)}

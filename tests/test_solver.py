@@ -190,6 +190,7 @@ def test_only_unsettled_puzzles_escalate(tiny_model, monkeypatch):
         first = np.flatnonzero(np.isin(np.arange(len(g) * cfg.breadth) // cfg.breadth,
                                        [i for i, x in enumerate(g) if (x == grids[0]).all()]))
         run.steps[first] = np.minimum(run.steps[first], 2)
+        run.settled[first] = True
         return run, seconds
 
     monkeypatch.setattr(S, "run_trajectories", fake)
@@ -227,3 +228,47 @@ def test_race_stops_a_puzzle_at_its_first_settled_restart(tiny_model, in_flight)
     # no halting rule: nothing settles, race changes nothing
     res = solve(tiny_model, g, SolveConfig(depth=3, breadth=3, race=True, max_rows=1))
     assert all(r.nfe == 9 for r in res)
+
+
+def test_under_q_selection_only_an_accepted_answer_settles(tiny_model):
+    """--race --select q: a restart stopped by the residual on an answer its halting head
+    rejects (q <= 0) neither ends the race nor spares the puzzle its retries; accepted
+    (q > 0), the first one answers as under residual selection."""
+    import copy
+
+    g = grids(2)
+    base = dict(depth=8, breadth=4, halt="residual", tol=1e9, race=True, select="q",
+                max_rows=2, retries=3)
+    rejecting, accepting = copy.deepcopy(tiny_model), copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        rejecting.q_head.weight.zero_()
+        rejecting.q_head.bias.fill_(-5.0)
+        accepting.q_head.weight.zero_()
+        accepting.q_head.bias.fill_(5.0)
+    for r in solve(rejecting, g, SolveConfig(**base)):
+        assert r.stages == 2 and len(r.restart_steps) == 4 + 3 and r.nfe == 7 * 2
+    for r in solve(accepting, g, SolveConfig(**base)):
+        assert r.stages == 1 and r.nfe == 2 * 2 and len(r.restart_steps) == 2
+    for r in solve(rejecting, g, SolveConfig(**{**base, "select": "residual"})):
+        assert r.stages == 1 and r.nfe == 2 * 2  # residual selection: settling suffices
+
+
+def test_a_rejected_answer_becomes_the_tasks_no_answer(tiny_model):
+    """Under q selection, when the halting head rejects every restart (q <= 0), the task's
+    "no answer" is given instead (mazes: no path), flagged; accepted, or under another rule,
+    the model's answer stands."""
+    import copy
+
+    g = grids(2)
+    blank = np.zeros((4, 4), dtype=np.uint8)
+    cfg = SolveConfig(depth=3, breadth=2, select="q")
+    rejecting, accepting = copy.deepcopy(tiny_model), copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        for m, bias in ((rejecting, -5.0), (accepting, 5.0)):
+            m.q_head.weight.zero_()
+            m.q_head.bias.fill_(bias)
+    for r in solve(rejecting, g, cfg, no_answer=lambda p: blank):
+        assert r.rejected and np.array_equal(r.answer, blank)
+    for model, c in ((accepting, cfg), (rejecting, SolveConfig(depth=3, breadth=2))):
+        for r in solve(model, g, c, no_answer=lambda p: blank):
+            assert not r.rejected and not np.array_equal(r.answer, blank)

@@ -19,14 +19,14 @@ $E data maze --size 9 --count 200 --path-length 3-24 --seed 2008 --exclude data/
 $E data maze --size 11 --count 20000 --path-length 5-40 --seed 4 --out data/maze11-train
 $E data maze --size 11 --count 200 --path-length 5-40 --seed 2009 --exclude data/maze11-train \
    --out data/maze11
-$E data maze --size 15 --count 200 --path-length 5-88 --seed 2006 --out data/maze15
+$E data maze --size 15 --count 200 --path-length 5-88 --seed 2006 --text --out data/maze15
 $E data maze --size 30 --count 100 --path-length 100-140 --seed 2007 --out data/maze30
 # a second 30x30 set for checking settings chosen on data/maze30 (the residual tolerance),
 # and the bigger boards of the maze card
 $E data maze --size 30 --count 100 --path-length 100-140 --seed 2013 --exclude data/maze30.npz \
-   --out data/maze30-b
-$E data maze --size 45 --count 100 --path-length 150-210 --seed 2011 --out data/maze45
-$E data maze --size 60 --count 100 --path-length 200-280 --seed 2012 --out data/maze60
+   --text --out data/maze30-b
+$E data maze --size 45 --count 100 --path-length 150-210 --seed 2011 --text --out data/maze45
+$E data maze --size 60 --count 100 --path-length 200-280 --seed 2012 --text --out data/maze60
 
 # depth scaling in one pass (every segment), then the defaults with learned halting
 for n in 9 11 15; do
@@ -72,3 +72,36 @@ $E eval maze -w "$M" --data data/maze15.npz --limit 200 --depth 64,256 --breadth
    --halt residual --out docs/eval/maze-card-2026-12-04/maze-15x15
 $E eval maze -w "$M" --data data/maze30-b.npz --limit 100 --depth 64,256 --breadth 1,8,16 \
    --halt residual --out docs/eval/maze-card-2026-12-04/maze-30x30-b
+$E eval maze -w "$M" --data data/maze45.npz --limit 50 --depth 64 --breadth 1,8 \
+   --halt residual --out docs/eval/maze-card-2026-12-04/maze-45x45
+
+# 2026-12-05: selection by the halting head (--select q, the "race q" column), chosen on
+# data/maze30.npz; then the card through the command line (--text writes the sets as puzzle
+# files): a third 30x30 set, mazes without a path (half of each set), and the time per maze
+$E eval maze -w "$M" --data data/maze30.npz --limit 100 --depth 32,64,128 --breadth 1,4,8,16 \
+   --halt residual --out docs/eval/maze-card-2026-12-05/maze-30x30-select
+$E data maze --size 30 --count 100 --path-length 100-140 --seed 2014 --exclude data/maze30.npz \
+   --exclude data/maze30-b.npz --text --out data/maze30-c
+$E data maze --size 15 --count 200 --path-length 5-88 --seed 2010 --no-path 0.5 --text \
+   --out data/maze15-nopath
+$E data maze --size 30 --count 100 --path-length 100-140 --seed 2015 --no-path 0.5 \
+   --exclude data/maze30.npz --exclude data/maze30-b.npz --exclude data/maze30-c.npz --text \
+   --out data/maze30-nopath
+O=docs/eval/maze-card-2026-12-05/cli
+mkdir -p "$O"
+cli() {  # NAME FILE [OPTIONS]: JSON records and the wall time of the whole file
+  local name=$1; shift
+  local t0; t0=$(date +%s.%N)
+  $E maze "$@" -w "$M" --json > "$O/$name.jsonl" || true  # exit 1: some maze not solved
+  echo "$name $(echo "$(date +%s.%N) - $t0" | bc) $*" >> "$O/times.txt"
+}
+cli bundle-15 data/maze15.txt
+cli bundle-30b data/maze30-b.txt
+cli bundle-30c data/maze30-c.txt
+cli bundle-30b-D256B16 data/maze30-b.txt --depth 256 --breadth 16
+cli bundle-15-D256B16 data/maze15.txt --depth 256 --breadth 16
+cli bundle-45 data/maze45.txt
+cli bundle-45-D128 data/maze45.txt --depth 128
+cli bundle-15nopath-rejected data/maze15-nopath.txt
+cli bundle-30nopath-rejected data/maze30-nopath.txt
+.venv/bin/python docs/experiments/maze/cli_summary.py "$O"

@@ -59,6 +59,8 @@ def data(
                          "solver.")] = None,
     exclude: Annotated[list[Path] | None, typer.Option(help="Drop puzzles that occur in this "
                        "dataset, up to symmetry (e.g. a training set; repeatable).")] = None,
+    text: Annotated[bool, typer.Option("--text", help="Also write the puzzles as NAME.txt, "
+                                                      "the input of the solve commands.")] = False,
     data_dir: DataDirOpt = None,
     json_: Annotated[bool, typer.Option("--json", help="A summary record (count, shape, "
                                                        "files, manifest) on stdout.")] = False,
@@ -107,17 +109,22 @@ def data(
         raise InputError(str(e)) from None
     if not len(ds):
         raise InputError("every puzzle occurs in --exclude; nothing to save")
+    from eqr_solve.tasks import get_task
+
     try:
         ds.save(out_path)
+        if text:
+            npz.with_suffix(".txt").write_text(get_task(ds.kind).format_file(ds.inputs))
     except OSError as e:
         raise ResourceError(f"--out {out_path}: cannot write the dataset "
                             f"({e.strerror or e})") from None
     if json_:
         emit({"kind": ds.kind, "count": len(ds), "shape": list(ds.shape), "npz": str(npz),
               "manifest_file": str(npz.with_suffix(".json")), "dropped": dropped,
+              "text_file": str(npz.with_suffix(".txt")) if text else None,
               "manifest": ds.manifest})
         return
     out.print(f"[green]✓[/] {len(ds)} {ds.kind} puzzles ({ds.shape[0]}x{ds.shape[1]}) -> "
-              f"{escape(str(npz))} (+ .json manifest)"
+              f"{escape(str(npz))} (+ .json manifest{', .txt' if text else ''})"
               + (f"; {dropped} dropped as seen in --exclude" if exclude else ""),
               soft_wrap=True)

@@ -38,6 +38,11 @@ def format_grid(grid) -> str:
     return "\n".join(to_rows(grid))
 
 
+def format_file(grids) -> str:
+    """Many mazes as one file (an empty line between two), as ``parse`` reads it."""
+    return "\n\n".join(format_grid(g) for g in grids) + "\n"
+
+
 def from_rows(rows: list[str]) -> np.ndarray:
     """Token grid of text rows, short rows padded with open cells; ``o`` stays a path token
     (so answers can be read). Raises InputError on a bad character."""
@@ -258,6 +263,12 @@ def is_solution(puzzle, answer) -> bool:
 
 def has_path(grid) -> bool:
     return path_length(grid) >= 0
+
+
+def no_answer(puzzle) -> np.ndarray:
+    """The answer "G cannot be reached from S": the maze itself, no cell marked. The solver
+    gives it when the model's halting head rejects every path it drew (solver.solve)."""
+    return np.array(puzzle, copy=True)
 
 
 def marks_no_path(answer) -> bool:

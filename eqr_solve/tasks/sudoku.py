@@ -108,6 +108,11 @@ def to_line(grid) -> str:
     return "".join(_CHARS[t - 1] for t in g.ravel().tolist())
 
 
+def format_file(grids) -> str:
+    """Many puzzles as one file, one line each, as ``parse`` reads it."""
+    return "".join(to_line(g) + "\n" for g in grids)
+
+
 def from_line(s: str, n: int | None = None) -> np.ndarray:
     """Token grid of a one-line puzzle (the whole stripped string). Givens are not checked
     against each other here; use ``validate`` for that."""
