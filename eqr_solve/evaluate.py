@@ -134,8 +134,8 @@ def run_pass(model: EqR, ds: Dataset, depths: Sequence[int], breadth: int, halt:
 
 
 def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequence[int],
-               B: int, rows: np.ndarray | None = None, retry_rule: str = "residual"
-               ) -> list[dict]:
+               B: int, rows: np.ndarray | None = None, retry_rule: str = "residual",
+               q_accept: float = 0.0) -> list[dict]:
     """Metrics for every (depth, breadth) cell, optionally over a subset of puzzles.
 
     ``retry`` columns replay ``--breadth 1 --retries b-1`` on the same trajectories: the first
@@ -144,10 +144,10 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
     columns replay ``--breadth b --race``: the b restarts side by side until the first one
     settles (ties: the smallest residual score), which is the answer, at b times its steps;
     none settled: ``retry_rule`` over all b. ``race_q`` columns replay ``--breadth b --race
-    --select q``: a restart settles only with q > 0 (``solver.accepts``), the first such
-    answers (ties: the highest q) while the others run up to its step; none: q over all b.
-    Where the task has a "no answer" (mazes: no path), the q and race q columns give it when
-    the chosen restart's q <= 0, as ``solver.solve`` does."""
+    --select q``: a restart settles only with q > ``q_accept`` (``solver.accepts``), the first
+    such answers (ties: the highest q) while the others run up to its step; none: q over all
+    b. Where the task has a "no answer" (mazes: no path), the q and race q columns give it
+    when the chosen restart's q <= ``q_accept``, as ``solver.solve`` does."""
     P = len(ds)
     puzzles = np.arange(P) if rows is None else rows
     task = get_task(ds.kind)
@@ -156,11 +156,11 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
     none_ok = np.zeros(P, dtype=bool) if no_answer is None else np.array(
         [task.is_solution(g, no_answer(g)) for g in ds.inputs])
 
-    def q_ok(chosen) -> np.ndarray:  # the q rules' answers, "no answer" where q <= 0
+    def q_ok(chosen) -> np.ndarray:  # the q rules' answers, "no answer" where not accepted
         chosen = np.asarray(chosen)
         if no_answer is None:
             return ok[chosen]
-        return np.where(snap.q[chosen] > 0, ok[chosen], none_ok[chosen // B])
+        return np.where(snap.q[chosen] > q_accept, ok[chosen], none_ok[chosen // B])
 
     out = []
     for d in depths:
@@ -184,7 +184,7 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
                             np.array(chosen[retry_rule]))
             race_nfe = np.where(first < d, b * first, nfe)
             q = snap.q[idx]
-            accepted = (steps < d) & (q > 0)
+            accepted = (steps < d) & (q > q_accept)
             first_q = np.where(accepted, steps, d).min(1)
             best_q = np.where(accepted & (steps == first_q[:, None]), q, -np.inf).argmax(1)
             race_q = np.where(first_q < d, idx[np.arange(len(idx)), best_q],
@@ -280,17 +280,19 @@ def strata(ds: Dataset) -> dict[str, np.ndarray]:
 
 def evaluate(model: EqR, ds: Dataset, depths: Sequence[int], breadths: Sequence[int],
              halt: str = "both", seed: int = 0, progress=None, tol: float = 0.05,
-             fp32_latents: bool = False, noise: float | None = None) -> dict:
+             fp32_latents: bool = False, noise: float | None = None, q_accept: float = 0.0
+             ) -> dict:
     """The whole evaluation: grid cells per stratum, ACT vs fixed depth, alignment.
 
     ``halt``: "both" runs every segment (the paper's protocol) and then with learned
     halting; "none", "act" or "residual" (stop once the logits change by less than ``tol``
-    per segment) runs only that pass (the grid then shows that pass)."""
+    per segment) runs only that pass (the grid then shows that pass). ``q_accept``: the
+    halting logit the q columns need to accept an answer (``SolveConfig.q_accept``)."""
     depths, breadths = sorted(set(depths)), sorted(set(breadths))
     B = max(breadths)
     t0 = time.perf_counter()
     result = {"depths": depths, "breadths": breadths, "puzzles": len(ds), "halt": halt,
-              **({"tol": tol} if halt == "residual" else {}),
+              **({"tol": tol} if halt == "residual" else {}), "q_accept": q_accept,
               "cells": [], "act": [], "alignment": []}
     passes = {"both": ("none", "act"), "none": ("none",), "act": ("act",),
               "residual": ("residual",)}[halt]
@@ -299,7 +301,8 @@ def evaluate(model: EqR, ds: Dataset, depths: Sequence[int], breadths: Sequence[
         result[f"seconds_{mode}_pass"] = p.seconds
         key = "cells" if i == 0 else "act"
         for name, rows in strata(ds).items():
-            for cell in grid_cells(ds, p, depths, breadths, B, rows, auto_select(mode)):
+            for cell in grid_cells(ds, p, depths, breadths, B, rows, auto_select(mode),
+                                   q_accept):
                 # wall time of a cell, estimated from the pass by its share of the segments
                 cell["seconds_est"] = p.seconds * cell["mean_nfe"] * len(rows) / p.segments
                 cell["puzzles_per_s_est"] = len(rows) / max(cell["seconds_est"], 1e-9)

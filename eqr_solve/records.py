@@ -4,7 +4,7 @@ group), and one JSON record per solved puzzle (what ``--json`` prints and ``--ou
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -32,7 +32,7 @@ def solve_record(kind: str, puzzle: Puzzle, model_name: str, result: Result, cfg
         "q": [round(x, 4) for x in result.q],
         "seconds": round(result.seconds, 4), "depth": cfg.depth, "breadth": cfg.breadth,
         "retries": cfg.retries, "budget": cfg.budget, "race": cfg.race, "halt": cfg.halt,
-        "tol": cfg.tol, "select": cfg.select,
+        "tol": cfg.tol, "select": cfg.select, "q_accept": cfg.q_accept,
         "seed": cfg.seed, "dtype": precision.NAMES[dtype], "device": device.type,
     }
     if kind == "maze":
@@ -82,16 +82,18 @@ def load_models(kind: str, shapes, weights_name: str | None, device, dtype) -> d
 
 def solve_groups(kind: str, puzzles: list[Puzzle], cfg: SolveConfig, models: dict,
                  progress: Callable[[str, int], tuple | None] | None = None,
-                 model_tol: bool = False) -> Iterator[Group]:
+                 model_settings: Sequence[str] = ()) -> Iterator[Group]:
     """Solve the puzzles one shape group at a time with ``models`` (from ``load_models``),
     yielding each group as soon as it is done. ``progress(label, total)`` may return a pair of
-    callbacks ``(advance(n), grow(n))`` for the solver's progress and retries. ``model_tol``:
-    each model's own residual tolerance (``weights.model_tol``) replaces ``cfg.tol``."""
+    callbacks ``(advance(n), grow(n))`` for the solver's progress and retries. For each name in
+    ``model_settings`` (``tol``, ``q_accept``: the ones the user left unset), the model's own
+    value for this puzzle size (``weights.model_setting``) replaces the ``cfg`` field."""
     task = get_task(kind)
     run_cfg = cfg
     for shape, idx in shape_groups(puzzles).items():
         model, info = models[shape]
-        cfg = replace(run_cfg, tol=weights.model_tol(info, run_cfg.tol)) if model_tol else run_cfg
+        cfg = replace(run_cfg, **{k: weights.model_setting(info, k, getattr(run_cfg, k),
+                                                           max(shape)) for k in model_settings})
         grids = np.stack([puzzles[i].grid for i in idx])
         hooks = progress(f"{info.name} {shape[0]}x{shape[1]}", len(idx) * cfg.breadth) \
             if progress else None

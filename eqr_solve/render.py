@@ -177,7 +177,7 @@ def eval_tables(result: dict) -> list[Table]:
                     "retry: B-1 more restarts only when the first did not halt early "
                     "(--breadth 1 --retries B-1); race: the B restarts side by side, the first "
                     "to settle answers (--breadth B --race); race q: the same, settling only "
-                    "with q > 0 (--breadth B --race --select q)")
+                    f"with q > {result.get('q_accept', 0.0):g} (--breadth B --race --select q)")
     tables = [grid]
     act = {(c["depth"], c["breadth"]): c for c in result.get("act", []) if c["stratum"] == "all"}
     if act:

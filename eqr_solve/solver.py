@@ -37,6 +37,8 @@ class SolveConfig:
     min_steps: int = 2  # no halting before this many segments
     tol: float = 0.05  # residual threshold for halt="residual"
     select: str = "residual"  # how to pick one restart per puzzle
+    q_accept: float = 0.0  # under select="q", the halting logit an answer must exceed to be
+    # accepted (see `accepts`); a model may carry a measured one (weights.model_setting)
     window: int = 3  # residual score = mean logit change over the last `window` segments
     noise: float | None = None  # override the model's β at inference
     retries: int = 0  # more restarts for a puzzle none of whose restarts halted early
@@ -69,6 +71,8 @@ class SolveConfig:
                 raise InputError(f"{name} must be an integer {limit}, not {value!r}")
         if not (isinstance(self.tol, Real) and self.tol >= 0):
             raise InputError(f"tol must be a number >= 0, not {self.tol!r}")
+        if not (isinstance(self.q_accept, Real) and -inf < self.q_accept < inf):
+            raise InputError(f"q_accept must be a finite number, not {self.q_accept!r}")
         if self.noise is not None and not (isinstance(self.noise, Real) and 0 <= self.noise < inf):
             raise InputError(f"noise must be a finite number >= 0, not {self.noise!r}")
 
@@ -125,11 +129,12 @@ def residual_score(residuals: np.ndarray, steps: np.ndarray, window: int) -> np.
 
 def accepts(cfg: SolveConfig, halted_early: torch.Tensor, q_halt: torch.Tensor) -> torch.Tensor:
     """Which trajectories *settled*: stopped by the halting rule before the depth and, under
-    ``select='q'``, with an answer the halting head accepts (q > 0). Only a settled restart
-    ends a race or spares a puzzle its retries: on unseen 30x30 mazes a restart that settles
-    by residual on a wrong path is nearly always one the head rejects (docs/models.md)."""
+    ``select='q'``, with an answer the halting head accepts (q > ``cfg.q_accept``). Only a
+    settled restart ends a race or spares a puzzle its retries: on unseen 30x30 mazes the
+    head rates the wrong paths a restart settles on below the right ones (docs/models.md,
+    maze card)."""
     if cfg.select == "q":
-        return halted_early & (q_halt > 0)
+        return halted_early & (q_halt > cfg.q_accept)
     return halted_early
 
 
@@ -377,9 +382,9 @@ def solve(
 
     ``no_answer(puzzle)`` is the task's answer for a puzzle without one (mazes: no path).
     Under ``select='q'`` it replaces the chosen answer when even the highest halting logit is
-    <= 0: the model's own halting head rejects every answer it found, which on mazes without a
-    path is nearly always, and on mazes with one (whose right paths it accepts) almost never
-    (docs/models.md, maze card). No verifier is involved.
+    <= ``cfg.q_accept``: the model's own halting head rejects every answer it found, which
+    on mazes without a path is nearly always, and on mazes with one (whose right paths it
+    accepts) almost never (docs/models.md, maze card). No verifier is involved.
     """
     cfg = cfg or SolveConfig()
     grids = np.stack(list(grids)) if not isinstance(grids, np.ndarray) else grids
@@ -422,7 +427,7 @@ def solve(
         )])
         s = int(r.steps[choice])
         nfe = int(r.steps.sum())
-        rejected = no_answer is not None and cfg.select == "q" and r.q_last[choice] <= 0
+        rejected = no_answer is not None and cfg.select == "q" and r.q_last[choice] <= cfg.q_accept
         answer = no_answer(grids[p]) if rejected else r.answers[choice].copy()
         results.append(Result(
             answer=answer,

@@ -158,16 +158,59 @@ def load(name: str, device: str | torch.device = "cpu",
     return model.to(device=device, dtype=dtype).eval(), info
 
 
-def model_tol(info: ModelInfo, default: float) -> float:
-    """The residual tolerance measured for this model (``meta["tol"]``, written by
-    ``eqr-solve weights bundle --tol``), else ``default``: how much a settled answer's logits
-    still move differs between models (docs/models.md, the maze card)."""
-    tol = info.meta.get("tol")
-    if tol is None:
+MODEL_SETTINGS = {"tol": 0.0, "q_accept": float("-inf")}  # name -> lowest value allowed
+
+
+def model_setting(info: ModelInfo, name: str, default: float, side: int | None = None) -> float:
+    """A solver setting measured for this model and kept in its metadata by ``eqr-solve
+    weights bundle`` (``tol``: the residual tolerance; ``q_accept``: the halting logit an
+    answer needs under ``--select q``), else ``default``: how much a settled answer's logits
+    still move, and how high the head rates a right answer, differ between models
+    (docs/models.md, the maze card). A setting measured per puzzle size is a table
+    ``{side: value}``; a puzzle of ``side`` takes the value of the largest measured side not
+    above its own (the smallest side's below them all)."""
+    value = info.meta.get(name)
+    if value is None:
         return default
-    if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 <= tol < float("inf"):
-        raise WeightsError(f"{info.path}: broken model metadata (tol {tol!r})")
-    return float(tol)
+    try:
+        table = by_side(value, MODEL_SETTINGS[name])
+    except ValueError as e:
+        raise WeightsError(f"{info.path}: broken model metadata ({name} {value!r}: {e})") from None
+    sides = sorted(table)
+    if side is None and len(sides) > 1:
+        raise ValueError(f"{name} is measured per puzzle size: give the puzzle's side")
+    below = [s for s in sides if side is not None and s <= side]
+    return table[below[-1] if below else sides[0]]
+
+
+def by_side(value, lowest: float) -> dict[int, float]:
+    """A setting as ``{side: value}`` (a plain number holds for every side: side 0), checked:
+    values numbers in [lowest, inf), sides positive integers (JSON keys are strings)."""
+    table = value if isinstance(value, dict) else {0: value}
+    if not table:
+        raise ValueError("empty table")
+    out = {}
+    for side, v in table.items():
+        if isinstance(v, bool) or not isinstance(v, int | float) or not lowest <= v < float("inf"):
+            raise ValueError(f"{v!r} is not a number in [{lowest}, inf)")
+        if not str(side).isdigit() or (int(side) == 0 and len(table) > 1):
+            raise ValueError(f"side {side!r} is not a positive integer")
+        out[int(side)] = float(v)
+    return out
+
+
+def parse_setting(text: str, lowest: float) -> float | dict[str, float]:
+    """A setting as given to ``weights bundle``: ``4.0``, or per puzzle side ``9:2,15:3,30:4``;
+    returned as it is kept in the metadata (a number, or a table with string keys)."""
+    try:
+        if ":" not in text:
+            value: float | dict = float(text)
+        else:
+            value = {str(int(s)): float(v) for s, v in (p.split(":") for p in text.split(","))}
+        by_side(value, lowest)
+    except ValueError as e:
+        raise ValueError(f"{text!r} is not a number or SIDE:VALUE,... ({e})") from None
+    return value
 
 
 def check_compatible(info: ModelInfo, kind: str, shape: tuple[int, int]) -> None:
@@ -268,7 +311,8 @@ def bundle(src: Path, name: str, extra_meta: dict) -> Path:
 
 
 EVAL_KEYS = ("depth", "breadth", "puzzles", "acc_residual", "acc_vote", "acc_q", "any_correct",
-             "mean_nfe", "acc_retry", "mean_nfe_retry", "acc_race", "mean_nfe_race")
+             "mean_nfe", "acc_retry", "mean_nfe_retry", "acc_race", "mean_nfe_race",
+             "acc_race_q", "mean_nfe_race_q")
 
 
 def eval_accuracy(paths: list[Path]) -> dict:
@@ -281,6 +325,7 @@ def eval_accuracy(paths: list[Path]) -> dict:
             cells = [c for c in r["cells"] if c["stratum"] == "all"]
             accuracy[str(path)] = {
                 "data": r.get("data"), "halt": r.get("halt"), "tol": r.get("tol"),
+                **({"q_accept": r["q_accept"]} if "q_accept" in r else {}),
                 **({"protocol": r["protocol"]} if "protocol" in r else {}),
                 "cells": [{k: c[k] for k in EVAL_KEYS if k in c} for c in cells]}
         except OSError as e:

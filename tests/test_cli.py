@@ -6,7 +6,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from eqr_solve import cli, solver, weights
+from eqr_solve import cli, data, solver, weights
 from eqr_solve.cli import app
 from eqr_solve.errors import InputError
 from eqr_solve.model import EqR
@@ -272,25 +272,43 @@ def test_weights_bundle_records_eval(models, tmp_path):
     assert cell["acc_residual"] == 0.8 and cell["acc_retry"] == 0.9 and "acc_q" not in cell
 
 
-def test_residual_tolerance_travels_with_the_model(models, oracle, tmp_path):
-    """A model bundled with --tol is solved (and evaluated) with its own tolerance unless
-    --tol is given; a model without one gets the task's default."""
+def test_model_settings_travel_with_the_model(models, oracle, tmp_path):
+    """A model bundled with --tol / --q-accept is solved (and evaluated) with its own values
+    unless the option is given; a model without them gets the task's default (tol) or 0."""
     path = write(tmp_path, "m.txt", "#####\n#S G#\n#####\n")
     args = ["maze", str(path), "--depth", "2", "--json"]
-    r = runner.invoke(app, args)
-    assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout.splitlines()[0])["tol"] == 0.3
+
+    def record(extra=()):
+        r = runner.invoke(app, args + list(extra))
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout.splitlines()[0])
+
+    assert (record()["tol"], record()["q_accept"]) == (0.3, 0.0)
     r = runner.invoke(app, ["weights", "bundle", str(models / "maze.safetensors"), "maze",
-                            "--tol", "0.7"])
+                            "--tol", "0.7", "--q-accept", "4.5"])
     assert r.exit_code == 0, r.output
-    assert weights.read_info(models / "maze.safetensors").meta["tol"] == 0.7
-    r = runner.invoke(app, args)
-    assert json.loads(r.stdout.splitlines()[0])["tol"] == 0.7
-    r = runner.invoke(app, args + ["--tol", "0.2"])
-    assert json.loads(r.stdout.splitlines()[0])["tol"] == 0.2
+    meta = weights.read_info(models / "maze.safetensors").meta
+    assert meta["tol"] == 0.7 and meta["q_accept"] == 4.5
+    assert (record()["tol"], record()["q_accept"]) == (0.7, 4.5)
+    rec = record(["--tol", "0.2", "--q-accept", "-1"])
+    assert (rec["tol"], rec["q_accept"]) == (0.2, -1.0)
+    ds = data.generate("maze", 2, seed=0, height=7, width=7, min_path=2, max_path=12)
+    ds.save(tmp_path / "set")
+    r = runner.invoke(app, ["eval", "maze", "--data", str(tmp_path / "set.npz"), "--depth", "2",
+                            "--breadth", "1", "--halt", "residual", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["q_accept"] == 4.5
     r = runner.invoke(app, ["weights", "bundle", str(models / "maze.safetensors"), "maze",
-                            "--tol", "-1"])
-    assert r.exit_code == 2 and "--tol" in r.output
+                            "--q-accept", "5:2.5,7:-1"])
+    assert r.exit_code == 0, r.output
+    assert record()["q_accept"] == 2.5  # the 3x5 maze takes side 5's value
+    r = runner.invoke(app, ["eval", "maze", "--data", str(tmp_path / "set.npz"), "--depth", "2",
+                            "--breadth", "1", "--halt", "residual", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["q_accept"] == -1.0, r.output
+    for opt, bad in (("--tol", "-1"), ("--q-accept", "inf"), ("--q-accept", "9:x")):
+        r = runner.invoke(app, ["weights", "bundle", str(models / "maze.safetensors"), "maze",
+                                opt, bad])
+        assert r.exit_code == 2 and opt in r.output
 
 
 def test_data_from_sudoku_extreme_csv(tmp_path):

@@ -122,12 +122,14 @@ def test_q_replay_answers_no_path_where_every_restart_is_rejected():
     assert maze.has_path(ds.inputs[0]) and not maze.has_path(ds.inputs[1])
     answers = np.stack([ds.labels[0], ds.labels[0]])  # both draw maze 0's path
     ok = np.array([maze.is_solution(p, a) for p, a in zip(ds.inputs, answers)])
-    for q, expected in ((-1.0, [0.0, 1.0]), (1.0, [1.0, 0.0])):
+    for q, q_accept, expected in ((-1.0, 0.0, [0.0, 1.0]), (1.0, 0.0, [1.0, 0.0]),
+                                  (1.0, 2.0, [0.0, 1.0]), (-1.0, -2.0, [1.0, 0.0])):
         snap = Snapshot(answers=answers, scores=np.zeros(2), q=np.full(2, q),
                         steps=np.array([3, 3]))
         full = evaluate.Pass({10: snap}, {10: ok}, {10: np.ones(2)}, 1.0, 6)
         for p, want in enumerate(expected):
-            cell = evaluate.grid_cells(ds, full, [10], [1], B=1, rows=np.array([p]))[0]
+            cell = evaluate.grid_cells(ds, full, [10], [1], B=1, rows=np.array([p]),
+                                       q_accept=q_accept)[0]
             assert cell["acc_q"] == cell["acc_race_q"] == want, (q, p)
             assert cell["acc_residual"] == float(ok[p])  # other rules: the drawn answer
 

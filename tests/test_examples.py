@@ -44,4 +44,5 @@ def test_bundled_maze_model_solves_with_its_own_tolerance(monkeypatch):
     assert "tol" in info.meta
     r = CliRunner().invoke(app, ["maze", str(EXAMPLES / "maze-9x9.txt"), "--json"])
     records = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
-    assert records and {x["tol"] for x in records} == {weights.model_tol(info, 0.3)}
+    assert records and {x["tol"] for x in records} == {weights.model_setting(info, "tol", 0.3, 9)}
+    assert {x["q_accept"] for x in records} == {weights.model_setting(info, "q_accept", 0.0, 9)}

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -251,6 +253,11 @@ def test_under_q_selection_only_an_accepted_answer_settles(tiny_model):
         assert r.stages == 1 and r.nfe == 2 * 2 and len(r.restart_steps) == 2
     for r in solve(rejecting, g, SolveConfig(**{**base, "select": "residual"})):
         assert r.stages == 1 and r.nfe == 2 * 2  # residual selection: settling suffices
+    # the bar is the model's q_accept: q = 5 falls short of 6 and clears -6
+    for r in solve(accepting, g, SolveConfig(**base, q_accept=6.0)):
+        assert r.stages == 2
+    for r in solve(rejecting, g, SolveConfig(**base, q_accept=-6.0)):
+        assert r.stages == 1
 
 
 def test_a_rejected_answer_becomes_the_tasks_no_answer(tiny_model):
@@ -269,6 +276,9 @@ def test_a_rejected_answer_becomes_the_tasks_no_answer(tiny_model):
             m.q_head.bias.fill_(bias)
     for r in solve(rejecting, g, cfg, no_answer=lambda p: blank):
         assert r.rejected and np.array_equal(r.answer, blank)
-    for model, c in ((accepting, cfg), (rejecting, SolveConfig(depth=3, breadth=2))):
+    for r in solve(accepting, g, replace(cfg, q_accept=5.5), no_answer=lambda p: blank):
+        assert r.rejected and np.array_equal(r.answer, blank)
+    for model, c in ((accepting, cfg), (rejecting, SolveConfig(depth=3, breadth=2)),
+                     (rejecting, replace(cfg, q_accept=-5.5))):
         for r in solve(model, g, c, no_answer=lambda p: blank):
             assert not r.rejected and not np.array_equal(r.answer, blank)

@@ -172,13 +172,45 @@ def test_old_error_import_paths_are_the_typed_errors():
     assert issubclass(errors.InputError, ValueError) and issubclass(errors.RecipeError, ValueError)
 
 
-def test_model_tol_from_metadata(tmp_path):
+def test_model_settings_from_metadata(tmp_path):
     torch.manual_seed(0)
     model = EqR(tiny_config())
-    for meta, expected in (({}, 0.3), ({"tol": 0.7}, 0.7), ({"tol": 1}, 1.0)):
-        weights.save(model, tmp_path / "m.safetensors", "maze", None, meta)
-        assert weights.model_tol(weights.read_info(tmp_path / "m.safetensors"), 0.3) == expected
-    for bad in ("0.7", -1, True, float("nan")):
-        weights.save(model, tmp_path / "m.safetensors", "maze", None, {"tol": bad})
-        with pytest.raises(weights.WeightsError, match="tol"):
-            weights.model_tol(weights.read_info(tmp_path / "m.safetensors"), 0.3)
+    path = tmp_path / "m.safetensors"
+    for meta, name, expected in (({}, "tol", 0.3), ({"tol": 0.7}, "tol", 0.7),
+                                 ({"tol": 1}, "tol", 1.0), ({"tol": 0.7}, "q_accept", 0.3),
+                                 ({"q_accept": 4.5}, "q_accept", 4.5),
+                                 ({"q_accept": -1}, "q_accept", -1.0)):
+        weights.save(model, path, "maze", None, meta)
+        assert weights.model_setting(weights.read_info(path), name, 0.3) == expected
+    for name, bad in (("tol", "0.7"), ("tol", -1), ("tol", True), ("tol", float("nan")),
+                      ("q_accept", float("inf")), ("q_accept", "4")):
+        weights.save(model, path, "maze", None, {name: bad})
+        with pytest.raises(weights.WeightsError, match=name):
+            weights.model_setting(weights.read_info(path), name, 0.3)
+
+
+def test_model_setting_measured_per_puzzle_size(tmp_path):
+    """A table {side: value} gives a puzzle the value of the largest measured side not above
+    its own, the smallest side's below them all; text from `weights bundle` parses to it."""
+    torch.manual_seed(0)
+    model = EqR(tiny_config())
+    path = tmp_path / "m.safetensors"
+    table = weights.parse_setting("9:2,15:3,30:4", float("-inf"))
+    assert table == {"9": 2.0, "15": 3.0, "30": 4.0}
+    assert weights.parse_setting("-1.5", float("-inf")) == -1.5
+    weights.save(model, path, "maze", None, {"q_accept": table})
+    info = weights.read_info(path)
+    for side, expected in ((5, 2.0), (9, 2.0), (11, 2.0), (15, 3.0), (29, 3.0), (30, 4.0),
+                           (60, 4.0)):
+        assert weights.model_setting(info, "q_accept", 0.0, side) == expected
+    with pytest.raises(ValueError, match="side"):
+        weights.model_setting(info, "q_accept", 0.0)
+    for bad in ("", "x", "9:", "9:2,15", "9:2:3", "-9:2", "0:1,9:2", "9:inf", "4,5"):
+        with pytest.raises(ValueError):
+            weights.parse_setting(bad, float("-inf"))
+    with pytest.raises(ValueError):
+        weights.parse_setting("9:-1", 0.0)
+    for bad in ({}, {"9": "2"}, {"x": 2.0}, {"0": 1.0, "9": 2.0}):
+        weights.save(model, path, "maze", None, {"q_accept": bad})
+        with pytest.raises(weights.WeightsError, match="q_accept"):
+            weights.model_setting(weights.read_info(path), "q_accept", 0.0, 9)

@@ -105,3 +105,33 @@ cli bundle-45-D128 data/maze45.txt --depth 128
 cli bundle-15nopath-rejected data/maze15-nopath.txt
 cli bundle-30nopath-rejected data/maze30-nopath.txt
 .venv/bin/python docs/experiments/maze/cli_summary.py "$O"
+
+# 2026-12-05, later: the acceptance threshold q_accept, measured per maze size on tuning sets
+# (half of each without a path; the test sets above stay out of the choice), replayed from one
+# D64 B8 pass per set; bundled as 9:2,15:3,30:4 (docs/models.md, maze card)
+$E data maze --size 9 --count 200 --path-length 3-24 --seed 2018 --no-path 0.5 \
+   --out data/maze9-nopath-tune
+$E data maze --size 15 --count 200 --path-length 5-88 --seed 2019 --no-path 0.5 \
+   --exclude data/maze15.npz --exclude data/maze15-nopath.npz --out data/maze15-nopath-tune
+$E data maze --size 30 --count 100 --path-length 100-140 --seed 2017 --no-path 0.5 \
+   --exclude data/maze30.npz --exclude data/maze30-b.npz --exclude data/maze30-c.npz \
+   --exclude data/maze30-nopath.npz --out data/maze30-nopath-tune
+$E data maze --size 45 --count 50 --path-length 150-210 --seed 2016 --exclude data/maze45.npz \
+   --out data/maze45-tune
+.venv/bin/python docs/experiments/maze/q_accept.py --weights "$M" --depths 64 --breadth 8 \
+   --out docs/eval/maze-q-accept data/maze9-nopath-tune.npz data/maze15-nopath-tune.npz \
+   data/maze30-nopath-tune.npz data/maze30.npz data/maze45-tune.npz \
+   | tee docs/eval/maze-q-accept/tables.md
+O=docs/eval/maze-card-2026-12-05/cli-qaccept
+mkdir -p "$O"
+cli 15 data/maze15.txt
+cli 15nopath data/maze15-nopath.txt
+cli 30b data/maze30-b.txt
+cli 30c data/maze30-c.txt
+cli 30nopath data/maze30-nopath.txt
+cli 45 data/maze45.txt
+cli 30b-D256B16 data/maze30-b.txt --depth 256 --breadth 16
+cli 15-D256B16 data/maze15.txt --depth 256 --breadth 16
+cli 45-D256B16 data/maze45.txt --depth 256 --breadth 16
+cli 60 data/maze60.txt
+.venv/bin/python docs/experiments/maze/cli_summary.py "$O"

@@ -147,6 +147,11 @@ TolOpt = Annotated[float | None, typer.Option(
     help="Residual threshold for --halt residual. Default: the model's own (measured for it, "
          "in its metadata), else 0.05 for Sudoku and 0.3 for mazes.", show_default=False)]
 DEFAULT_TOL = {"sudoku": 0.05, "maze": 0.3}
+QAcceptOpt = Annotated[float | None, typer.Option(
+    help="Under --select q, the halting logit an answer must exceed to be accepted (else it "
+         "does not settle, and a maze none of whose answers is accepted has no path). "
+         "Default: the model's own (measured for it, in its metadata), else 0.",
+    show_default=False)]
 NoiseOpt = Annotated[float | None, typer.Option(help="Noise scale β at inference "
                                                      "(default: the model's).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON Lines records on stdout (one per "

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +22,7 @@ from eqr_solve.cli import (
     NoiseOpt,
     Protocol,
     ProtocolOpt,
+    QAcceptOpt,
     SeedOpt,
     TolOpt,
     WeightsOpt,
@@ -59,6 +61,7 @@ def eval_(
              "'residual'. Default: both (none with --protocol paper).", show_default=False)
     ] = None,
     tol: TolOpt = None,
+    q_accept: QAcceptOpt = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
@@ -97,6 +100,8 @@ def eval_(
         check_range("--tol", tol, 0)
     if noise is not None:
         check_range("--noise", noise, 0)
+    if q_accept is not None and not math.isfinite(q_accept):
+        raise InputError(f"--q-accept must be a finite number, not {q_accept}")
     if out_dir is not None:
         output_dir(out_dir)
     dev = pick_device(device)
@@ -106,7 +111,9 @@ def eval_(
                                dt)
     weights.check_compatible(info, kind.value, ds.shape)
     if tol is None:
-        tol = weights.model_tol(info, DEFAULT_TOL[kind.value])
+        tol = weights.model_setting(info, "tol", DEFAULT_TOL[kind.value], max(ds.shape))
+    if q_accept is None:
+        q_accept = weights.model_setting(info, "q_accept", 0.0, max(ds.shape))
     if not json_:
         line("protocol:", "bold", P.DESCRIPTIONS[protocol.value] + f" (--halt {halt})")
     total = len(ds) * max(breadths) * (2 if halt == "both" else 1)
@@ -116,7 +123,7 @@ def eval_(
         bar = progress.add_task(f"eval {info.name}", total=total)
         result = E.evaluate(model, ds, depths, breadths, halt=halt, seed=seed, tol=tol,
                             progress=lambda n: progress.advance(bar, n),
-                            fp32_latents=fp32_latents, noise=noise)
+                            fp32_latents=fp32_latents, noise=noise, q_accept=q_accept)
     result["model"] = info.name
     if noise is not None:
         result["noise"] = noise

@@ -24,6 +24,7 @@ from eqr_solve.cli import (
     NoiseOpt,
     Protocol,
     ProtocolOpt,
+    QAcceptOpt,
     SeedOpt,
     Select,
     TolOpt,
@@ -52,9 +53,10 @@ DEFAULT_RETRIES = {"sudoku": 7, "maze": 0}
 DEFAULT_BUDGET = {"sudoku": 2000, "maze": 0}
 # race (stop a puzzle at its first settled restart): measured on mazes only
 DEFAULT_RACE = {"sudoku": False, "maze": True}
-# mazes: the halting head's q picks the restart (and a restart settles only with q > 0, see
-# solver.accepts): on 100 unseen 30x30 mazes, D64 B8 raced, 96% against 94% for the smallest
-# residual at the same NFE (docs/models.md, maze card); sudoku: by the halting mode
+# mazes: the halting head's q picks the restart (and a restart settles only with q above the
+# model's q_accept, see solver.accepts): on 100 unseen 30x30 mazes, D64 B8 raced, 96%
+# against 94% for the smallest residual at the same NFE (docs/models.md, maze card);
+# sudoku: by the halting mode
 DEFAULT_SELECT = {"sudoku": None, "maze": "q"}
 
 BreadthOpt = Annotated[int | None, typer.Option(
@@ -82,7 +84,7 @@ SelectOpt = Annotated[Select, typer.Option(
     help="Pick one restart: smallest residual (no verifier), majority vote, highest halting "
          "confidence (q), or 'verify' (first answer the checker accepts: uses a verifier). "
          "auto = q for mazes and with --halt act, residual otherwise. Under q a restart "
-         "counts as settled only when its halting head accepts its answer (q > 0).")]
+         "counts as settled only when its halting head accepts its answer (q > --q-accept).")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Also write the JSONL records to "
                                                            "this directory.")]
 BoardsOpt = Annotated[bool | None, typer.Option(
@@ -96,7 +98,8 @@ WatchOpt = Annotated[bool, typer.Option(
 def solve_config(kind: str, protocol: Protocol, depth: int, breadth: int | None,
                  retries: int | None,
                  budget: int | None, halt: Halt | None, min_steps: int, tol: float | None,
-                 select: Select, noise: float | None, seed: int, race: bool | None = None):
+                 select: Select, noise: float | None, seed: int, race: bool | None = None,
+                 q_accept: float | None = None):
     """The SolveConfig of the options after ``--protocol``. SolveConfig checks the bounds;
     its one-line refusal is given back under the option's name (min_steps: --min-steps)."""
     from eqr_solve import protocol as P
@@ -114,7 +117,8 @@ def solve_config(kind: str, protocol: Protocol, depth: int, breadth: int | None,
             window=P.PROTOCOLS[protocol.value].get("window", 3), noise=noise,
             retries=DEFAULT_RETRIES[kind] if s["retries"] is None else s["retries"],
             budget=DEFAULT_BUDGET[kind] if s["budget"] is None else s["budget"], seed=seed,
-            race=DEFAULT_RACE[kind] if race is None else race)
+            race=DEFAULT_RACE[kind] if race is None else race,
+            q_accept=0.0 if q_accept is None else q_accept)
     except InputError as e:
         field, _, rest = str(e).partition(" ")
         raise InputError(f"--{field.replace('_', '-')} {rest}") from None
@@ -126,12 +130,13 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
                   tol: float | None, select: Select, protocol: Protocol,
                   weights_name: str | None,
                   device: str, dtype_name: str, seed: int, noise: float | None, as_json: bool,
-                  out_dir: Path | None, boards: bool | None, watch: bool = False) -> None:
+                  out_dir: Path | None, boards: bool | None, watch: bool = False,
+                  q_accept: float | None = None) -> None:
     from eqr_solve import precision, records
     from eqr_solve.tasks import Puzzle, PuzzleError, puzzle_files, read_puzzles
 
     cfg = solve_config(kind, protocol, depth, breadth, retries, budget, halt, min_steps, tol,
-                       select, noise, seed, race)
+                       select, noise, seed, race, q_accept)
     dev = pick_device(device)
     dtype = pick_dtype(dtype_name, dev)
     files, entries = puzzle_files(path)
@@ -174,8 +179,8 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
             return (lambda n: progress.advance(bar, n),
                     lambda n: progress.update(bar, total=progress.tasks[bar].total + n))
 
-        for group in records.solve_groups(kind, puzzles, cfg, models, hooks,
-                                          model_tol=tol is None):
+        unset = [k for k, v in (("tol", tol), ("q_accept", q_accept)) if v is None]
+        for group in records.solve_groups(kind, puzzles, cfg, models, hooks, unset):
             summary.append(group.summary())
             for i, r in zip(group.index, group.results):
                 results[i] = r
@@ -237,7 +242,8 @@ def sudoku(
     depth: DepthOpt = 16, breadth: BreadthOpt = None, retries: RetriesOpt = None,
     budget: BudgetOpt = None, race: RaceOpt = None, halt: HaltOpt = None,
     min_steps: MinStepsOpt = 2,
-    tol: TolOpt = None, select: SelectOpt = Select.auto, protocol: ProtocolOpt = Protocol.default,
+    tol: TolOpt = None, select: SelectOpt = Select.auto, q_accept: QAcceptOpt = None,
+    protocol: ProtocolOpt = Protocol.default,
     weights: WeightsOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     seed: SeedOpt = 0, noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
     boards: BoardsOpt = None, watch: WatchOpt = False,
@@ -250,7 +256,7 @@ def sudoku(
                   race=race, halt=halt, min_steps=min_steps, tol=tol, select=select,
                   protocol=protocol, weights_name=weights, device=device, dtype_name=dtype,
                   seed=seed, noise=noise, as_json=json_, out_dir=out_dir, boards=boards,
-                  watch=watch)
+                  watch=watch, q_accept=q_accept)
 
 
 @app.command()
@@ -261,7 +267,8 @@ def maze(
     depth: DepthOpt = 64, breadth: BreadthOpt = None, retries: RetriesOpt = None,
     budget: BudgetOpt = None, race: RaceOpt = None, halt: HaltOpt = None,
     min_steps: MinStepsOpt = 2,
-    tol: TolOpt = None, select: SelectOpt = Select.auto, protocol: ProtocolOpt = Protocol.default,
+    tol: TolOpt = None, select: SelectOpt = Select.auto, q_accept: QAcceptOpt = None,
+    protocol: ProtocolOpt = Protocol.default,
     weights: WeightsOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     seed: SeedOpt = 0, noise: NoiseOpt = None, json_: JsonOpt = False, out_dir: OutOpt = None,
     boards: BoardsOpt = None, watch: WatchOpt = False,
@@ -274,4 +281,4 @@ def maze(
                   race=race, halt=halt, min_steps=min_steps, tol=tol, select=select,
                   protocol=protocol, weights_name=weights, device=device, dtype_name=dtype,
                   seed=seed, noise=noise, as_json=json_, out_dir=out_dir, boards=boards,
-                  watch=watch)
+                  watch=watch, q_accept=q_accept)

@@ -148,6 +148,11 @@ def weights_bundle(
     tol: Annotated[float | None, typer.Option(
         help="The residual tolerance measured for this model: solve and eval use it when "
              "--tol is not given.")] = None,
+    q_accept: Annotated[str | None, typer.Option(
+        help="The halting logit measured for this model that an answer must exceed under "
+             "--select q, one number or per puzzle side (9:2,15:3,30:4: a puzzle takes the "
+             "largest side not above its own): solve and eval use it when --q-accept is not "
+             "given.")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Publish a trained model into weights/ with its measured accuracy in the metadata."""
@@ -155,8 +160,14 @@ def weights_bundle(
 
     if tol is not None:
         check_range("--tol", tol, 0)
+    settings: dict = {} if tol is None else {"tol": tol}
+    if q_accept is not None:
+        try:
+            settings["q_accept"] = weights.parse_setting(q_accept, float("-inf"))
+        except ValueError as e:
+            raise InputError(f"--q-accept: {e}") from None
     accuracy = weights.eval_accuracy(evals or [])
-    meta = ({"accuracy": accuracy} if accuracy else {}) | ({"tol": tol} if tol is not None else {})
+    meta = ({"accuracy": accuracy} if accuracy else {}) | settings
     dst = weights.bundle(src, name, meta)
     if json_:
         return emit(info_record(weights.read_info(dst)))
