@@ -2,13 +2,14 @@
 # bf16 vs fp32 accuracy of the bundled models (docs/performance.md, "bf16 accuracy"): the CLI
 # defaults' eval (one ACT pass of 8 restarts, whose "retry" column is --retries 7) and long
 # trajectories with residual halting (where the run stops), each in fp32, bf16, and bf16 with
-# fp32 latents. Usage: bash benchmarks/bf16_accuracy.sh [sudoku-9x9|maze|small]
+# fp32 latents (DTYPES="fp32 bf16" leaves out the last).
+# Usage: bash benchmarks/bf16_accuracy.sh [sudoku-9x9|maze|maze-card|small]
 set -euo pipefail
 E=".venv/bin/eqr-solve"
 O=docs/eval/bf16
 run() {  # name, then eval arguments
   local name=$1; shift
-  for dt in fp32 bf16 bf16-fp32lat; do
+  for dt in ${DTYPES:-fp32 bf16 bf16-fp32lat}; do
     extra=(--dtype "${dt%%-*}"); [ "$dt" = bf16-fp32lat ] && extra+=(--fp32-latents)
     $E eval "$@" "${extra[@]}" --out "$O/$name-$dt" > "$O/$name-$dt.txt"
   done
@@ -24,6 +25,12 @@ case "${1:-sudoku-9x9}" in
         --breadth 1,8 --halt residual --tol 0.3
     run maze30-long maze -w maze --data data/maze30.npz --limit 20 --depth 64,256 \
         --breadth 1 --halt residual --tol 0.3 ;;
+  maze-card)  # the 2026-12-05 bundle at its own tol and q_accept: the defaults are the D64 B8
+    # "race q" column (30x30 with a path; 15x15, half without one)
+    run maze30b-card maze -w maze --data data/maze30-b.npz --limit 100 --depth 64 --breadth 8 \
+        --halt residual
+    run maze15nopath-card maze -w maze --data data/maze15-nopath.npz --limit 200 --depth 64 \
+        --breadth 8 --halt residual ;;
   small)  # the 4x4 and 6x6 models, on the minimal puzzles of train/eval-bundled.sh
     for n in 4 6; do
       run ${n}x${n}-minimal-defaults sudoku -w sudoku-${n}x${n} --data data/sudoku${n}-minimal.npz \

@@ -1,5 +1,6 @@
 """Markdown table of benchmarks/bf16_accuracy.sh's results: every (depth, breadth) cell of the
-'all' stratum in fp32, bf16 and bf16 with fp32 latents, side by side.
+'all' stratum in fp32, bf16 and bf16 with fp32 latents, side by side (mazes: with the race-q
+column, the maze defaults).
 
     python benchmarks/bf16_summary.py docs/eval/bf16
 """
@@ -36,7 +37,9 @@ def main(root: Path) -> None:
                          x["depth"] == cell["depth"] and x["breadth"] == cell["breadth"])
                 acc = c["acc_q"] if results[v]["halt"] == "act" else c["acc_residual"]
                 retry = f" ({100 * c['acc_retry']:.1f})" if c["breadth"] > 1 else ""
-                row.append(f"{100 * acc:.1f}{retry} / {c['mean_nfe']:.1f}")
+                race_q = (f"; race q {100 * c['acc_race_q']:.1f} / {c['mean_nfe_race_q']:.1f}"
+                          if c["breadth"] > 1 and "acc_race_q" in c else "")
+                row.append(f"{100 * acc:.1f}{retry} / {c['mean_nfe']:.1f}{race_q}")
             print(f"| {name} | {cell['depth']} | {cell['breadth']} | " + " | ".join(row) + " |")
 
 

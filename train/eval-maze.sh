@@ -104,7 +104,7 @@ cli bundle-45 data/maze45.txt
 cli bundle-45-D128 data/maze45.txt --depth 128
 cli bundle-15nopath-rejected data/maze15-nopath.txt
 cli bundle-30nopath-rejected data/maze30-nopath.txt
-.venv/bin/python docs/experiments/maze/cli_summary.py "$O"
+.venv/bin/python docs/experiments/maze/cli_summary.py "$O" | tee "$O/summary.txt"
 
 # 2026-12-05, later: the acceptance threshold q_accept, measured per maze size on tuning sets
 # (half of each without a path; the test sets above stay out of the choice), replayed from one
@@ -134,4 +134,4 @@ cli 30b-D256B16 data/maze30-b.txt --depth 256 --breadth 16
 cli 15-D256B16 data/maze15.txt --depth 256 --breadth 16
 cli 45-D256B16 data/maze45.txt --depth 256 --breadth 16
 cli 60 data/maze60.txt
-.venv/bin/python docs/experiments/maze/cli_summary.py "$O"
+.venv/bin/python docs/experiments/maze/cli_summary.py "$O" | tee "$O/summary.txt"
