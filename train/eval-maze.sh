@@ -135,3 +135,21 @@ cli 15-D256B16 data/maze15.txt --depth 256 --breadth 16
 cli 45-D256B16 data/maze45.txt --depth 256 --breadth 16
 cli 60 data/maze60.txt
 .venv/bin/python docs/experiments/maze/cli_summary.py "$O" | tee "$O/summary.txt"
+
+# 2026-12-06: 45x45 takes its own q_accept, 5.0, the middle of the plateau (4.85-5.15: 56%
+# against 42% at 30's 4.0) of a finer replay of the cached 45x45 tuning pass; re-bundled as
+# 9:2,15:3,30:4,45:5, then the boards from 45x45 up through the command line again
+.venv/bin/python docs/experiments/maze/q_accept.py --weights "$M" --depths 64 --breadth 8 \
+   --out docs/eval/maze-q-accept data/maze45-tune.npz \
+   --thresholds 4.0,4.5,4.6,4.7,4.75,4.8,4.85,4.9,4.95,5.0,5.05,5.1,5.15,5.2,5.25,5.5,6.0 \
+   > docs/eval/maze-q-accept/tables-45.md
+# .venv/bin/eqr-solve weights bundle train/runs/maze-cpu-deep15-slow/model.safetensors maze \
+#    --tol 0.7 --q-accept 9:2,15:3,30:4,45:5 --eval docs/eval/maze-card-2026-12-04/maze-15x15/result.json \
+#    --eval docs/eval/maze-card-2026-12-04/maze-30x30-b/result.json \
+#    --eval docs/eval/maze-card-2026-12-05/maze-30x30-select/result.json
+O=docs/eval/maze-card-2026-12-06/cli
+mkdir -p "$O"
+cli 45 data/maze45.txt
+cli 45-D256B16 data/maze45.txt --depth 256 --breadth 16
+cli 60 data/maze60.txt
+.venv/bin/python docs/experiments/maze/cli_summary.py "$O" | tee "$O/summary.txt"

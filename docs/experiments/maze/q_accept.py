@@ -45,15 +45,18 @@ def main() -> None:
     ap.add_argument("--depths", default="64")
     ap.add_argument("--breadth", type=int, default=8)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--thresholds", default=",".join(map(str, THRESHOLDS)))
+    ap.add_argument("--tol", type=float, help="residual tolerance (default: the model's)")
     args = ap.parse_args()
     depths = [int(x) for x in args.depths.split(",")]
+    thresholds = [float(x) for x in args.thresholds.split(",")]
     dtype = precision.resolve("auto", torch.device("cpu"))
     model, info = weights.load(args.weights, "cpu", dtype)
     args.out.mkdir(parents=True, exist_ok=True)
     task = get_task("maze")
     for path in args.data:
         ds = Dataset.load(str(path.with_suffix("")))
-        tol = weights.model_setting(info, "tol", 0.3, max(ds.shape))
+        tol = args.tol or weights.model_setting(info, "tol", 0.3, max(ds.shape))
         full = load_pass(model, ds, depths, args.breadth, tol,
                          args.out / f"{path.stem}-D{args.depths}-B{args.breadth}.npz")
         has_path = np.array([task.has_path(g) for g in ds.inputs])
@@ -64,7 +67,7 @@ def main() -> None:
         print("| D | q_accept | " + " | ".join(f"{g} (n) race q (NFE) / q over B"
                                               for g in groups) + " |")
         for d in depths:
-            for t in THRESHOLDS:
+            for t in thresholds:
                 row = []
                 for rows in groups.values():
                     if len(rows) == 0:
