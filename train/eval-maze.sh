@@ -143,6 +143,7 @@ cli 60 data/maze60.txt
    --out docs/eval/maze-q-accept data/maze45-tune.npz \
    --thresholds 4.0,4.5,4.6,4.7,4.75,4.8,4.85,4.9,4.95,5.0,5.05,5.1,5.15,5.2,5.25,5.5,6.0 \
    > docs/eval/maze-q-accept/tables-45.md
+# the re-bundle, run once between the replay and the runs below (weights/maze.safetensors):
 # .venv/bin/eqr-solve weights bundle train/runs/maze-cpu-deep15-slow/model.safetensors maze \
 #    --tol 0.7 --q-accept 9:2,15:3,30:4,45:5 --eval docs/eval/maze-card-2026-12-04/maze-15x15/result.json \
 #    --eval docs/eval/maze-card-2026-12-04/maze-30x30-b/result.json \

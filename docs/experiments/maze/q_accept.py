@@ -56,7 +56,8 @@ def main() -> None:
     task = get_task("maze")
     for path in args.data:
         ds = Dataset.load(str(path.with_suffix("")))
-        tol = args.tol or weights.model_setting(info, "tol", 0.3, max(ds.shape))
+        tol = (args.tol if args.tol is not None
+               else weights.model_setting(info, "tol", 0.3, max(ds.shape)))
         full = load_pass(model, ds, depths, args.breadth, tol,
                          args.out / f"{path.stem}-D{args.depths}-B{args.breadth}.npz")
         has_path = np.array([task.has_path(g) for g in ds.inputs])
