@@ -56,6 +56,7 @@ class Group:
     def summary(self) -> dict:
         return {"model": self.model, "board": f"{self.shape[0]}x{self.shape[1]}",
                 "count": len(self.index), "valid": sum(bool(r.valid) for r in self.results),
+                "more_attempts": sum(r.stages > 1 for r in self.results),
                 "steps": sum(r.steps for r in self.results),
                 "nfe": sum(r.nfe for r in self.results), "seconds": self.seconds}
 
@@ -86,14 +87,15 @@ def solve_groups(kind: str, puzzles: list[Puzzle], cfg: SolveConfig, models: dic
     """Solve the puzzles one shape group at a time with ``models`` (from ``load_models``),
     yielding each group as soon as it is done. ``progress(label, total)`` may return a pair of
     callbacks ``(advance(n), grow(n))`` for the solver's progress and retries. For each name in
-    ``model_settings`` (``tol``, ``q_accept``: the ones the user left unset), the model's own
-    value for this puzzle size (``weights.model_setting``) replaces the ``cfg`` field."""
+    ``model_settings`` (``tol``, ``q_accept``, ``budget``: the ones the user left unset), the
+    model's own value for this puzzle size (``weights.model_setting``) replaces the ``cfg``
+    field."""
     task = get_task(kind)
     run_cfg = cfg
     for shape, idx in shape_groups(puzzles).items():
         model, info = models[shape]
-        cfg = replace(run_cfg, **{k: weights.model_setting(info, k, getattr(run_cfg, k),
-                                                           max(shape)) for k in model_settings})
+        cfg = replace(run_cfg, **{k: type(getattr(run_cfg, k))(weights.model_setting(
+            info, k, getattr(run_cfg, k), max(shape))) for k in model_settings})
         grids = np.stack([puzzles[i].grid for i in idx])
         hooks = progress(f"{info.name} {shape[0]}x{shape[1]}", len(idx) * cfg.breadth) \
             if progress else None

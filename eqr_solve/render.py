@@ -131,16 +131,17 @@ def trace_line(result, depth: int, halt: str) -> Text:
 
 
 def summary_table(title: str, rows: list[dict]) -> Table:
-    """One row per model/shape group: count, valid, mean steps, mean NFE, puzzles/s."""
+    """One row per model/shape group: count, valid, how many needed more than the first
+    attempt (retries, escalation), mean steps, mean NFE, puzzles/s."""
     table = Table(title=title, title_justify="left")
-    for col in ("model", "board", "puzzles", "valid", "mean steps", "mean NFE", "time",
-                "puzzles/s"):
+    for col in ("model", "board", "puzzles", "valid", "more attempts", "mean steps",
+                "mean NFE", "time", "puzzles/s"):
         table.add_column(col, justify="right" if col not in ("model", "board") else "left")
     for r in rows:
         n = max(1, r["count"])
         table.add_row(
             r["model"], r["board"], str(r["count"]),
-            f"{r['valid']} ({100 * r['valid'] / n:.1f}%)",
+            f"{r['valid']} ({100 * r['valid'] / n:.1f}%)", str(r.get("more_attempts", "-")),
             f"{r['steps'] / n:.1f}", f"{r['nfe'] / n:.1f}", f"{r['seconds']:.1f}s",
             f"{r['count'] / max(r['seconds'], 1e-9):.2f}",
         )

@@ -158,14 +158,15 @@ def load(name: str, device: str | torch.device = "cpu",
     return model.to(device=device, dtype=dtype).eval(), info
 
 
-MODEL_SETTINGS = {"tol": 0.0, "q_accept": float("-inf")}  # name -> lowest value allowed
+MODEL_SETTINGS = {"tol": 0.0, "q_accept": float("-inf"), "budget": 0.0}  # name -> lowest allowed
 
 
 def model_setting(info: ModelInfo, name: str, default: float, side: int | None = None) -> float:
     """A solver setting measured for this model and kept in its metadata by ``eqr-solve
     weights bundle`` (``tol``: the residual tolerance; ``q_accept``: the halting logit an
-    answer needs under ``--select q``), else ``default``: how much a settled answer's logits
-    still move, and how high the head rates a right answer, differ between models
+    answer needs under ``--select q``; ``budget``: the escalation NFE per puzzle), else
+    ``default``: how much a settled answer's logits still move, how high the head rates a
+    right answer, and how many segments a board needs, differ between models
     (docs/models.md, the maze card). A setting measured per puzzle size is a table
     ``{side: value}``; a puzzle of ``side`` takes the value of the largest measured side not
     above its own (the smallest side's below them all)."""

@@ -305,7 +305,18 @@ def test_model_settings_travel_with_the_model(models, oracle, tmp_path):
     r = runner.invoke(app, ["eval", "maze", "--data", str(tmp_path / "set.npz"), "--depth", "2",
                             "--breadth", "1", "--halt", "residual", "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["q_accept"] == -1.0, r.output
-    for opt, bad in (("--tol", "-1"), ("--q-accept", "inf"), ("--q-accept", "9:x")):
+    assert record()["budget"] == 0  # a maze model without its own budget: no escalation
+    r = runner.invoke(app, ["weights", "bundle", str(models / "maze.safetensors"), "maze",
+                            "--budget", "3:0,5:96"])
+    assert r.exit_code == 0, r.output
+    assert weights.read_info(models / "maze.safetensors").meta["budget"] == {"3": 0, "5": 96}
+    assert record()["budget"] == 96
+    assert record(["--budget", "0"])["budget"] == 0
+    assert record(["--protocol", "paper"])["budget"] == 0
+    r = runner.invoke(app, ["weights", "info", "maze", "--json"])
+    assert json.loads(r.stdout)["settings"]["budget"] == {"3": 0, "5": 96}, r.output
+    for opt, bad in (("--tol", "-1"), ("--q-accept", "inf"), ("--q-accept", "9:x"),
+                     ("--budget", "-1"), ("--budget", "45:x")):
         r = runner.invoke(app, ["weights", "bundle", str(models / "maze.safetensors"), "maze",
                                 opt, bad])
         assert r.exit_code == 2 and opt in r.output

@@ -154,3 +154,21 @@ cli 45 data/maze45.txt
 cli 45-D256B16 data/maze45.txt --depth 256 --breadth 16
 cli 60 data/maze60.txt
 .venv/bin/python docs/experiments/maze/cli_summary.py "$O" | tee "$O/summary.txt"
+
+# 2026-12-06, later: escalation for boards from 45x45 on. A 45x45 maze none of whose 8 restarts
+# settled (accepted) within D64 gets one more attempt of 16 restarts to D256 (stages(): 4x deeper,
+# 2x broader; budget 64*8 + 256*16 = 4608 NFE), first with --budget given, then from the weights
+# file after the re-bundle below, on a fresh 45x45 set
+$E data maze --size 45 --count 100 --path-length 150-210 --seed 2021 --exclude data/maze45.npz \
+   --exclude data/maze45-tune.npz --text --out data/maze45-b
+O=docs/eval/maze-card-2026-12-06/cli-budget
+mkdir -p "$O"
+cli 45-budget4608 data/maze45.txt --budget 4608
+# the re-bundle (weights/maze.safetensors; same tensors, budget added to the metadata):
+# .venv/bin/eqr-solve weights bundle train/runs/maze-cpu-deep15-slow/model.safetensors maze \
+#    --tol 0.7 --q-accept 9:2,15:3,30:4,45:5 --budget 30:0,45:4608 \
+#    --eval docs/eval/maze-card-2026-12-04/maze-15x15/result.json \
+#    --eval docs/eval/maze-card-2026-12-04/maze-30x30-b/result.json \
+#    --eval docs/eval/maze-card-2026-12-05/maze-30x30-select/result.json
+cli 45b data/maze45-b.txt
+.venv/bin/python docs/experiments/maze/cli_summary.py "$O" | tee "$O/summary.txt"

@@ -49,7 +49,8 @@ DEFAULT_HALT = {"sudoku": "act", "maze": "residual"}
 DEFAULT_BREADTH = {"sudoku": 1, "maze": 8}
 DEFAULT_RETRIES = {"sudoku": 7, "maze": 0}
 # escalation budget (NFE per puzzle); sudoku: measured on the hard test-only collections with
-# the bundled model (docs/models.md, "Choosing the defaults"); mazes: not measured, none
+# the bundled model (docs/models.md, "Choosing the defaults"); mazes: none unless the model
+# carries its own per board size (the bundled maze model: from 45x45 on, docs/models.md)
 DEFAULT_BUDGET = {"sudoku": 2000, "maze": 0}
 # race (stop a puzzle at its first settled restart): measured on mazes only
 DEFAULT_RACE = {"sudoku": False, "maze": True}
@@ -68,7 +69,8 @@ HaltOpt = Annotated[Halt | None, typer.Option(
 BudgetOpt = Annotated[int | None, typer.Option(
     help="NFE per puzzle for escalation: a puzzle still unsettled after the retries gets 4x "
          "deeper, 2x broader attempts while its worst-case NFE stays within this. "
-         "Default: 2000 for sudoku, 0 (none) for maze.", show_default=False)]
+         "Default: 2000 for sudoku; for maze the model's own per board size, else 0 (none).",
+    show_default=False)]
 RetriesOpt = Annotated[int | None, typer.Option(
     help="More restarts for a puzzle none of whose restarts halted before --depth (no "
          "attractor found); the answer is then chosen among all of them. Default: 7 for "
@@ -179,7 +181,11 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
             return (lambda n: progress.advance(bar, n),
                     lambda n: progress.update(bar, total=progress.tasks[bar].total + n))
 
-        unset = [k for k, v in (("tol", tol), ("q_accept", q_accept)) if v is None]
+        from eqr_solve.protocol import PROTOCOLS
+
+        fixed = PROTOCOLS[protocol.value].get("budget")
+        unset = [k for k, v in (("tol", tol), ("q_accept", q_accept),
+                                ("budget", budget if fixed is None else fixed)) if v is None]
         for group in records.solve_groups(kind, puzzles, cfg, models, hooks, unset):
             summary.append(group.summary())
             for i, r in zip(group.index, group.results):

@@ -21,10 +21,14 @@ BoardOpt = Annotated[str | None, typer.Option(
 
 
 def info_record(info) -> dict:
+    from eqr_solve import weights
+
     return {"name": info.name, "kind": info.kind,
             "board": list(info.board) if info.board else None,
             "hidden_size": info.config.hidden_size,
-            "sample_segments": info.meta.get("sample_segments"), "path": str(info.path)}
+            "sample_segments": info.meta.get("sample_segments"),
+            "settings": {k: info.meta[k] for k in weights.MODEL_SETTINGS if k in info.meta},
+            "path": str(info.path)}
 
 
 def info_row(info) -> list[str]:
@@ -153,6 +157,9 @@ def weights_bundle(
              "--select q, one number or per puzzle side (9:2,15:3,30:4: a puzzle takes the "
              "largest side not above its own): solve and eval use it when --q-accept is not "
              "given.")] = None,
+    budget: Annotated[str | None, typer.Option(
+        help="The escalation budget (NFE per puzzle) measured for this model, one number or "
+             "per puzzle side (30:0,45:4608): solve uses it when --budget is not given.")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Publish a trained model into weights/ with its measured accuracy in the metadata."""
@@ -166,6 +173,13 @@ def weights_bundle(
             settings["q_accept"] = weights.parse_setting(q_accept, float("-inf"))
         except ValueError as e:
             raise InputError(f"--q-accept: {e}") from None
+    if budget is not None:
+        try:
+            table = weights.parse_setting(budget, 0.0)
+        except ValueError as e:
+            raise InputError(f"--budget: {e}") from None
+        settings["budget"] = ({k: int(v) for k, v in table.items()}
+                              if isinstance(table, dict) else int(table))
     accuracy = weights.eval_accuracy(evals or [])
     meta = ({"accuracy": accuracy} if accuracy else {}) | settings
     dst = weights.bundle(src, name, meta)
