@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -132,10 +133,11 @@ def trace_line(result, depth: int, halt: str) -> Text:
 
 def summary_table(title: str, rows: list[dict]) -> Table:
     """One row per model/shape group: count, valid, how many needed more than the first
-    attempt (retries, escalation), mean steps, mean NFE, puzzles/s."""
-    table = Table(title=title, title_justify="left")
-    for col in ("model", "board", "puzzles", "valid", "more attempts", "mean steps",
-                "mean NFE", "time", "puzzles/s"):
+    attempt (retries, escalation: "retried"), mean steps, mean NFE, puzzles/s."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)  # 9 columns in 80
+    for col in ("model", "board", "puzzles", "valid", "retried", "mean\nsteps", "mean\nNFE",
+                "time", "puzzles\nper s"):
         table.add_column(col, justify="right" if col not in ("model", "board") else "left")
     for r in rows:
         n = max(1, r["count"])
