@@ -171,4 +171,8 @@ cli 45-budget4608 data/maze45.txt --budget 4608
 #    --eval docs/eval/maze-card-2026-12-04/maze-30x30-b/result.json \
 #    --eval docs/eval/maze-card-2026-12-05/maze-30x30-select/result.json
 cli 45b data/maze45-b.txt
+$E data maze --size 45 --count 20 --path-length 150-210 --seed 2022 --no-path 0.5 \
+   --exclude data/maze45.npz --exclude data/maze45-tune.npz --exclude data/maze45-b.npz --text \
+   --out data/maze45-nopath20
+cli 45nopath20 data/maze45-nopath20.txt
 .venv/bin/python docs/experiments/maze/cli_summary.py "$O" | tee "$O/summary.txt"
