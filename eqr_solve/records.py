@@ -56,7 +56,7 @@ class Group:
     def summary(self) -> dict:
         return {"model": self.model, "board": f"{self.shape[0]}x{self.shape[1]}",
                 "count": len(self.index), "valid": sum(bool(r.valid) for r in self.results),
-                "more_attempts": sum(r.stages > 1 for r in self.results),
+                "retried": sum(r.stages > 1 for r in self.results),
                 "steps": sum(r.steps for r in self.results),
                 "nfe": sum(r.nfe for r in self.results), "seconds": self.seconds}
 

@@ -143,7 +143,7 @@ def summary_table(title: str, rows: list[dict]) -> Table:
         n = max(1, r["count"])
         table.add_row(
             r["model"], r["board"], str(r["count"]),
-            f"{r['valid']} ({100 * r['valid'] / n:.1f}%)", str(r.get("more_attempts", "-")),
+            f"{r['valid']} ({100 * r['valid'] / n:.1f}%)", str(r["retried"]),
             f"{r['steps'] / n:.1f}", f"{r['nfe'] / n:.1f}", f"{r['seconds']:.1f}s",
             f"{r['count'] / max(r['seconds'], 1e-9):.2f}",
         )

@@ -200,14 +200,16 @@ def by_side(value, lowest: float) -> dict[int, float]:
     return out
 
 
-def parse_setting(text: str, lowest: float) -> float | dict[str, float]:
+def parse_setting(text: str, lowest: float, integer: bool = False) -> float | dict[str, float]:
     """A setting as given to ``weights bundle``: ``4.0``, or per puzzle side ``9:2,15:3,30:4``;
-    returned as it is kept in the metadata (a number, or a table with string keys)."""
+    returned as it is kept in the metadata (a number, or a table with string keys).
+    ``integer``: whole numbers only (a budget counts segments), kept as ints."""
+    number = int if integer else float
     try:
         if ":" not in text:
-            value: float | dict = float(text)
+            value: float | dict = number(text)
         else:
-            value = {str(int(s)): float(v) for s, v in (p.split(":") for p in text.split(","))}
+            value = {str(int(s)): number(v) for s, v in (p.split(":") for p in text.split(","))}
         by_side(value, lowest)
     except ValueError as e:
         raise ValueError(f"{text!r} is not a number or SIDE:VALUE,... ({e})") from None

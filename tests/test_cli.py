@@ -317,7 +317,7 @@ def test_model_settings_travel_with_the_model(models, oracle, tmp_path):
     r = runner.invoke(app, ["weights", "info", "maze", "--json"])
     assert json.loads(r.stdout)["settings"]["budget"] == {"3": 0, "5": 96}, r.output
     for opt, bad in (("--tol", "-1"), ("--q-accept", "inf"), ("--q-accept", "9:x"),
-                     ("--budget", "-1"), ("--budget", "45:x")):
+                     ("--budget", "-1"), ("--budget", "45:x"), ("--budget", "45:4608.5")):
         r = runner.invoke(app, ["weights", "bundle", str(models / "maze.safetensors"), "maze",
                                 opt, bad])
         assert r.exit_code == 2 and opt in r.output

@@ -181,11 +181,11 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
             return (lambda n: progress.advance(bar, n),
                     lambda n: progress.update(bar, total=progress.tasks[bar].total + n))
 
-        from eqr_solve.protocol import PROTOCOLS
+        from eqr_solve.protocol import apply
 
-        fixed = PROTOCOLS[protocol.value].get("budget")
-        unset = [k for k, v in (("tol", tol), ("q_accept", q_accept),
-                                ("budget", budget if fixed is None else fixed)) if v is None]
+        budget = apply(protocol.value, {"budget": budget})["budget"]  # paper: 0
+        unset = [k for k, v in (("tol", tol), ("q_accept", q_accept), ("budget", budget))
+                 if v is None]
         for group in records.solve_groups(kind, puzzles, cfg, models, hooks, unset):
             summary.append(group.summary())
             for i, r in zip(group.index, group.results):

@@ -168,18 +168,13 @@ def weights_bundle(
     if tol is not None:
         check_range("--tol", tol, 0)
     settings: dict = {} if tol is None else {"tol": tol}
-    if q_accept is not None:
-        try:
-            settings["q_accept"] = weights.parse_setting(q_accept, float("-inf"))
-        except ValueError as e:
-            raise InputError(f"--q-accept: {e}") from None
-    if budget is not None:
-        try:
-            table = weights.parse_setting(budget, 0.0)
-        except ValueError as e:
-            raise InputError(f"--budget: {e}") from None
-        settings["budget"] = ({k: int(v) for k, v in table.items()}
-                              if isinstance(table, dict) else int(table))
+    for option, key, text in (("--q-accept", "q_accept", q_accept), ("--budget", "budget", budget)):
+        if text is not None:
+            try:
+                settings[key] = weights.parse_setting(text, weights.MODEL_SETTINGS[key],
+                                                      integer=key == "budget")
+            except ValueError as e:
+                raise InputError(f"{option}: {e}") from None
     accuracy = weights.eval_accuracy(evals or [])
     meta = ({"accuracy": accuracy} if accuracy else {}) | settings
     dst = weights.bundle(src, name, meta)
