@@ -29,14 +29,23 @@ RULES = ("residual", "vote", "q")
 def load_eval_data(kind: str, specs: Sequence[str], limit: int | None = None,
                    on_skip: Callable[[PuzzleError], None] | None = None) -> Dataset:
     """The evaluation set of ``--data`` values: a saved dataset (``eqr-solve data``),
-    ``shared:FILE[:split]`` (a shared collection, test split by default), or puzzle files and
-    folders (labelled by the exact solver). ``limit`` caps each part; ``on_skip`` hears of every
-    puzzle or directory entry left out."""
+    ``shared:FILE[:split]`` (a shared collection, test split by default;
+    ``shared:FILE:holdout:N`` is the last N of its train split, a training run's held-out set),
+    or puzzle files and folders (labelled by the exact solver). ``limit`` caps each part;
+    ``on_skip`` hears of every puzzle or directory entry left out."""
     parts = []
     for spec in specs:
         if spec.startswith("shared:"):
             _, name, *rest = spec.split(":")
-            ds = D.load_collection(name, rest[0] if rest else "test", limit)
+            split = rest[0] if rest else "test"
+            try:
+                holdout = int(rest[1]) if split == "holdout" and len(rest) == 2 else 0
+            except ValueError:
+                holdout = 0
+            if len(rest) > (2 if split == "holdout" else 1) or (split == "holdout" and not holdout):
+                raise InputError(f"{spec}: write shared:FILE, shared:FILE:SPLIT or "
+                                 "shared:FILE:holdout:N")
+            ds = D.load_collection(name, split, limit, holdout=holdout)
         elif spec.endswith((".npz", ".json")) or Path(spec + ".npz").exists():
             ds = D.Dataset.load(spec)
             if limit:

@@ -157,3 +157,19 @@ def test_eval_cli_on_puzzle_file(models, tmp_path):  # noqa: F811
     r = CliRunner().invoke(app, ["eval", "sudoku", "--data", str(path), "--depth", "2",
                                  "--breadth", "1", "--halt", "act"])
     assert r.exit_code == 0, r.output
+
+
+def test_shared_holdout_spec(tmp_path, monkeypatch):
+    """``shared:FILE:holdout:N`` is the last N puzzles of the train split; malformed forms
+    are refused in one line before any file is read."""
+    from eqr_solve.tasks import InputError
+    from tests.test_data import fake_shared
+    monkeypatch.setenv("EQR_DATA_DIR", str(fake_shared(tmp_path)))
+    name = data.COLLECTIONS[0]
+    train = evaluate.load_eval_data("sudoku", [f"shared:{name}:train"])
+    held = evaluate.load_eval_data("sudoku", [f"shared:{name}:holdout:4"])
+    assert held.source == train.source[-4:]
+    for bad in (f"shared:{name}:holdout", f"shared:{name}:holdout:x",
+                f"shared:{name}:holdout:0", f"shared:{name}:train:4"):
+        with pytest.raises(InputError, match="shared:FILE:holdout:N"):
+            evaluate.load_eval_data("sudoku", [bad])
