@@ -166,11 +166,11 @@ def inference(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 3,
             "pct_peak_paired": paired_pct(flops, fn_s, peak_s, peak_n)}
 
 
-def training(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 3,
-             peak_n: int = 2048, backend: str = "torch.mm",
-             dtype: torch.dtype = torch.float32) -> dict:
-    """Sample-segments/s of a full training step (forward, backward, AdamW); bf16 is the
-    trainer's autocast (fp32 master weights), paired with a bf16 matmul peak."""
+def training_step(model: EqR, batch: int, shape: tuple[int, int],
+                  dtype: torch.dtype = torch.float32) -> Callable[[], None]:
+    """One training step on random tokens (forward under the trainer's autocast, cross
+    entropy, backward, AdamW), carrying its latents from call to call; puts ``model`` in
+    training mode."""
     H, W = shape
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -178,7 +178,7 @@ def training(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 3,
     y = torch.randint(1, model.cfg.vocab_size, (batch, H * W))
     state = {"carry": model.initial_carry(batch, H * W)}
 
-    def step():
+    def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
             out = model(state["carry"], x)
         state["carry"] = out.carry
@@ -188,6 +188,16 @@ def training(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 3,
         opt.step()
         opt.zero_grad(set_to_none=True)
 
+    return step
+
+
+def training(model: EqR, batch: int, shape: tuple[int, int], repeats: int = 3,
+             peak_n: int = 2048, backend: str = "torch.mm",
+             dtype: torch.dtype = torch.float32) -> dict:
+    """Sample-segments/s of a full training step (forward, backward, AdamW); bf16 is the
+    trainer's autocast (fp32 master weights), paired with a bf16 matmul peak."""
+    H, W = shape
+    step = training_step(model, batch, shape, dtype)
     fn_s, peak_s = paired(step, repeats, peak_n, backend=backend, dtype=dtype)
     best, med = min(fn_s), statistics.median(fn_s)
     model.eval()

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The hard Sudoku sets through the command line, as a user runs them (README "Solving",
+# docs/models.md `sudoku-9x9` card, 2026-12-06): the defaults and --depth 64 --breadth 64 on the
+# first 188 puzzles of the test-only files, the first 188 of the test splits and the card's 200
+# generated minimal puzzles. Run on a quiet machine from the repository root; about 90 minutes
+# on 2 cores (bf16). Time per puzzle = wall time of the file / puzzles.
+set -euo pipefail
+E=".venv/bin/eqr-solve"
+S="${EQR_DATA_DIR:-../shared/data}/sudoku"
+O=docs/eval/hard-sets-2026-12-06
+mkdir -p data/hard "$O"
+grep -v '^#' "$S/puzzles3_magictour_top1465.txt" | grep . | head -188 > data/hard/top1465-first188.txt
+grep -v '^#' "$S/puzzles6_forum_hardest_1106.txt" | grep . | head -188 > data/hard/forum1106-first188.txt
+$E data sudoku --count 200 --minimal --seed 2003 --out data/sudoku9-minimal
+.venv/bin/python - <<'PY'
+from eqr_solve import data
+from eqr_solve.tasks import get_task
+sudoku = get_task("sudoku")
+def write(path, grids):
+    open(path, "w").write("\n".join(sudoku.to_line(g) for g in grids) + "\n")
+write("data/hard/minimal200.txt", data.Dataset.load("data/sudoku9-minimal.npz").inputs)
+write("data/hard/17clue-test188.txt", data.load_collection("puzzles2_17_clue.txt", "test", 188).inputs)
+write("data/hard/forum1905-test188.txt",
+      data.load_collection("puzzles5_forum_hardest_1905_11+.txt", "test", 188).inputs)
+PY
+run() {  # SET TAG [OPTIONS]: JSON records, and the wall time in times.txt
+  local set=$1 tag=$2; shift 2
+  local t0; t0=$(date +%s.%N)
+  $E sudoku "data/hard/$set.txt" --json "$@" > "$O/$set-$tag.jsonl" || true  # exit 1: some unsolved
+  echo "$set-$tag $(echo "$(date +%s.%N) - $t0" | bc) $*" >> "$O/times.txt"
+}
+for set in forum1106-first188 top1465-first188 17clue-test188 minimal200 forum1905-test188; do
+  run "$set" defaults
+done
+for set in 17clue-test188 minimal200 top1465-first188; do
+  run "$set" D64B64 --depth 64 --breadth 64
+done
