@@ -2,7 +2,7 @@
 # The hard Sudoku sets through the command line, as a user runs them (README "Solving",
 # docs/models.md `sudoku-9x9` card, 2026-12-06): the defaults and --depth 64 --breadth 64 on the
 # first 188 puzzles of the test-only files, the first 188 of the test splits and the card's 200
-# generated minimal puzzles. Run on a quiet machine from the repository root; about 90 minutes
+# generated minimal puzzles. Run on a quiet machine from the repository root; about 2 hours
 # on 2 cores (bf16). Time per puzzle = wall time of the file / puzzles.
 set -euo pipefail
 E=".venv/bin/eqr-solve"
@@ -35,3 +35,6 @@ done
 for set in 17clue-test188 minimal200 top1465-first188; do
   run "$set" D64B64 --depth 64 --breadth 64
 done
+# a bigger escalation budget on the first 50 forum-hardest puzzles (about 26 minutes)
+head -50 data/hard/forum1106-first188.txt > data/hard/forum1106-first50.txt
+run forum1106-first50 budget8192 --budget 8192
