@@ -7,14 +7,12 @@ import sys
 import time
 
 import torch
+from profile_segment import report  # this folder (the script's own) is on sys.path
 from torch.profiler import ProfilerActivity, profile
 
 from eqr_solve import train as trainer
 from eqr_solve.bench import training_step
 from eqr_solve.model import EqR
-
-GEMM_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear",
-            "mkldnn::_linear_pointwise", "aten::_weight_int8pack_mm"}
 
 recipe = trainer.load_recipe(sys.argv[1] if len(sys.argv) > 1 else "sudoku-hard-cpu")
 bf16 = (sys.argv[2] if len(sys.argv) > 2 else "bf16") == "bf16"
@@ -33,9 +31,4 @@ print(f"{'bf16' if bf16 else 'fp32'}: {3 * batch / (time.perf_counter() - t):.1f
 with profile(activities=[ProfilerActivity.CPU]) as prof:
     for _ in range(2):
         step()
-events = prof.key_averages()
-total = sum(e.self_cpu_time_total for e in events)
-gemm = sum(e.self_cpu_time_total for e in events if e.key in GEMM_OPS)
-print(f"{total / 2e3:.1f} ms per step profiled, GEMM {gemm / total:.0%} of it")
-for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:25]:
-    print(f"  {e.key:40} {e.self_cpu_time_total / total:6.1%}  calls {e.count // 2}")
+report(prof, 2, "training step", top=25)

@@ -37,12 +37,9 @@ def load_eval_data(kind: str, specs: Sequence[str], limit: int | None = None,
     for spec in specs:
         if spec.startswith("shared:"):
             _, name, *rest = spec.split(":")
-            split = rest[0] if rest else "test"
-            try:
-                holdout = int(rest[1]) if split == "holdout" and len(rest) == 2 else 0
-            except ValueError:
-                holdout = 0
-            if len(rest) > (2 if split == "holdout" else 1) or (split == "holdout" and not holdout):
+            split, *count = rest or ["test"]
+            holdout = int(count[0]) if count and count[0].isdigit() else 0
+            if len(count) != (split == "holdout") or (split == "holdout" and not holdout):
                 raise InputError(f"{spec}: write shared:FILE, shared:FILE:SPLIT or "
                                  "shared:FILE:holdout:N")
             ds = D.load_collection(name, split, limit, holdout=holdout)

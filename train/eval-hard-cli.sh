@@ -6,23 +6,15 @@
 # on 2 cores (bf16). Time per puzzle = wall time of the file / puzzles.
 set -euo pipefail
 E=".venv/bin/eqr-solve"
-S="${EQR_DATA_DIR:-../shared/data}/sudoku"
 O=docs/eval/hard-sets-2026-12-06
 mkdir -p data/hard "$O"
-grep -v '^#' "$S/puzzles3_magictour_top1465.txt" | grep . | head -188 > data/hard/top1465-first188.txt
-grep -v '^#' "$S/puzzles6_forum_hardest_1106.txt" | grep . | head -188 > data/hard/forum1106-first188.txt
-$E data sudoku --count 200 --minimal --seed 2003 --out data/sudoku9-minimal
-.venv/bin/python - <<'PY'
-from eqr_solve import data
-from eqr_solve.tasks import get_task
-sudoku = get_task("sudoku")
-def write(path, grids):
-    open(path, "w").write("\n".join(sudoku.to_line(g) for g in grids) + "\n")
-write("data/hard/minimal200.txt", data.Dataset.load("data/sudoku9-minimal.npz").inputs)
-write("data/hard/17clue-test188.txt", data.load_collection("puzzles2_17_clue.txt", "test", 188).inputs)
-write("data/hard/forum1905-test188.txt",
-      data.load_collection("puzzles5_forum_hardest_1905_11+.txt", "test", 188).inputs)
-PY
+$E data sudoku --count 200 --minimal --seed 2003 --text --out data/hard/minimal200
+# the first 188 of each collection's test split (the whole of a test-only file is its test split)
+for c in top1465-first188:puzzles3_magictour_top1465.txt forum1106-first188:puzzles6_forum_hardest_1106.txt \
+         17clue-test188:puzzles2_17_clue.txt "forum1905-test188:puzzles5_forum_hardest_1905_11+.txt"; do
+  $E data sudoku --collection "${c#*:}" --text --out "data/hard/all-${c%%:*}"
+  head -188 "data/hard/all-${c%%:*}.txt" > "data/hard/${c%%:*}.txt"
+done
 run() {  # SET TAG [OPTIONS]: JSON records, and the wall time in times.txt
   local set=$1 tag=$2; shift 2
   local t0; t0=$(date +%s.%N)
