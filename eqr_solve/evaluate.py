@@ -123,11 +123,11 @@ class Pass:
 
 def run_pass(model: EqR, ds: Dataset, depths: Sequence[int], breadth: int, halt: str,
              seed: int, progress=None, tol: float = 0.05, fp32_latents: bool = False,
-             noise: float | None = None) -> Pass:
+             noise: float | None = None, min_steps: int = 2) -> Pass:
     task = get_task(ds.kind)
     cfg = SolveConfig(depth=max(depths), breadth=breadth, halt=halt, seed=seed,
                       record_depths=tuple(depths), tol=tol, fp32_latents=fp32_latents,
-                      noise=noise)
+                      noise=noise, min_steps=min_steps)
     run, seconds = run_trajectories(model, ds.inputs, cfg, progress)
     snaps = run.snapshots_out()
     puzzles = np.repeat(ds.inputs, breadth, axis=0)
@@ -286,24 +286,28 @@ def strata(ds: Dataset) -> dict[str, np.ndarray]:
 
 def evaluate(model: EqR, ds: Dataset, depths: Sequence[int], breadths: Sequence[int],
              halt: str = "both", seed: int = 0, progress=None, tol: float = 0.05,
-             fp32_latents: bool = False, noise: float | None = None, q_accept: float = 0.0
-             ) -> dict:
+             fp32_latents: bool = False, noise: float | None = None, q_accept: float = 0.0,
+             min_steps: int = 2) -> dict:
     """The whole evaluation: grid cells per stratum, ACT vs fixed depth, alignment.
 
     ``halt``: "both" runs every segment (the paper's protocol) and then with learned
     halting; "none", "act" or "residual" (stop once the logits change by less than ``tol``
     per segment) runs only that pass (the grid then shows that pass). ``q_accept``: the
-    halting logit the q columns need to accept an answer (``SolveConfig.q_accept``)."""
+    halting logit the q columns need to accept an answer (``SolveConfig.q_accept``);
+    ``min_steps``: no halting before this many segments (the library's default is
+    ``SolveConfig``'s 2; ``eqr-solve eval`` passes the CLI's per-kind default, 4 for Sudoku)."""
     depths, breadths = sorted(set(depths)), sorted(set(breadths))
     B = max(breadths)
     t0 = time.perf_counter()
     result = {"depths": depths, "breadths": breadths, "puzzles": len(ds), "halt": halt,
               **({"tol": tol} if halt == "residual" else {}), "q_accept": q_accept,
+              "min_steps": min_steps,
               "cells": [], "act": [], "alignment": []}
     passes = {"both": ("none", "act"), "none": ("none",), "act": ("act",),
               "residual": ("residual",)}[halt]
     for i, mode in enumerate(passes):
-        p = run_pass(model, ds, depths, B, mode, seed, progress, tol, fp32_latents, noise)
+        p = run_pass(model, ds, depths, B, mode, seed, progress, tol, fp32_latents, noise,
+                     min_steps)
         result[f"seconds_{mode}_pass"] = p.seconds
         key = "cells" if i == 0 else "act"
         for name, rows in strata(ds).items():

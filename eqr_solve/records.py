@@ -32,6 +32,7 @@ def solve_record(kind: str, puzzle: Puzzle, model_name: str, result: Result, cfg
         "q": [round(x, 4) for x in result.q],
         "seconds": round(result.seconds, 4), "depth": cfg.depth, "breadth": cfg.breadth,
         "retries": cfg.retries, "budget": cfg.budget, "race": cfg.race, "halt": cfg.halt,
+        "min_steps": cfg.min_steps,
         "tol": cfg.tol, "select": cfg.select, "q_accept": cfg.q_accept,
         "seed": cfg.seed, "dtype": precision.NAMES[dtype], "device": device.type,
     }

@@ -95,7 +95,7 @@ def test_json_records(models, oracle, tmp_path):
 def test_retries_add_restarts_to_unconverged_puzzles(models, tmp_path):
     path = write(tmp_path, "p.txt", "1...........3..2\n.2..........3..1\n")
     args = ["sudoku", str(path), "--depth", "3", "--halt", "residual", "--retries", "3",
-            "--budget", "0", "--json", "--tol"]
+            "--budget", "0", "--min-steps", "2", "--json", "--tol"]
     never = [json.loads(x) for x in runner.invoke(app, args + ["0"]).stdout.splitlines()]
     assert [rec["nfe"] for rec in never] == [12, 12] and never[0]["retries"] == 3
     first = [json.loads(x) for x in runner.invoke(app, args + ["1e9"]).stdout.splitlines()]
@@ -143,6 +143,7 @@ def test_maze_command(models, oracle, tmp_path):
     # head accepts answers
     assert records[0]["race"] is True and records[0]["breadth"] == 8
     assert records[0]["retries"] == 0 and records[0]["select"] == "q"
+    assert records[0]["min_steps"] == 2
     r = runner.invoke(app, ["maze", str(path), "--depth", "2", "--json", "--no-race",
                             "--breadth", "1"])
     rec = json.loads(r.stdout.splitlines()[0])
@@ -151,6 +152,7 @@ def test_maze_command(models, oracle, tmp_path):
                             "--json"])
     rec = json.loads(r.stdout.splitlines()[0])  # sudoku: one restart + 7 retries, no race
     assert rec["race"] is False and rec["breadth"] == 1 and rec["retries"] == 7
+    assert rec["min_steps"] == 4  # no halting before segment 4 (docs/models.md)
 
 
 def test_errors_are_one_line_with_exit_2(models, tmp_path):
@@ -592,3 +594,29 @@ def test_a_maze_without_a_path_is_solved_as_no_path(models, oracle, tmp_path):
     r = runner.invoke(app, ["maze", str(path), "--depth", "2", "--json"])
     record = json.loads(r.stdout)
     assert record["valid"] and record["no_path"] and record["solution"] == record["puzzle"]
+
+
+def test_eval_min_steps(models, tmp_path):
+    """--min-steps holds learned halting back in the eval's ACT pass as in solve (the Sudoku
+    default is 4, recorded in the result); a negative value is refused in one line."""
+    path = write(tmp_path, "p.txt", "1...........3..2\n.2..........3..1\n")
+    torch.manual_seed(0)
+    eager = EqR(tiny_config())
+    with torch.no_grad():
+        eager.q_head.bias.fill_(5.0)  # halts as soon as it is allowed to
+    weights.save(eager, tmp_path / "eager.safetensors", "sudoku", (4, 4))
+    args = ["eval", "sudoku", "--data", str(path), "--depth", "6", "--breadth", "2", "--halt",
+            "act", "--json", "-w", str(tmp_path / "eager.safetensors")]
+
+    def result(*more: str) -> dict:
+        r = runner.invoke(app, [*args, *more])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)
+
+    default = result()
+    assert default["min_steps"] == 4 and {c["mean_steps"] for c in default["cells"]} == {4}
+    for k in (1, 5):
+        res = result("--min-steps", str(k))
+        assert res["min_steps"] == k
+        assert {c["mean_steps"] for c in res["cells"]} == {k}
+    assert "--min-steps" in one_error_line(runner.invoke(app, [*args, "--min-steps", "-1"]))

@@ -147,6 +147,14 @@ TolOpt = Annotated[float | None, typer.Option(
     help="Residual threshold for --halt residual. Default: the model's own (measured for it, "
          "in its metadata), else 0.05 for Sudoku and 0.3 for mazes.", show_default=False)]
 DEFAULT_TOL = {"sudoku": 0.05, "maze": 0.3}
+MinStepsOpt = Annotated[int | None, typer.Option(
+    help="No halting before this many segments. Default: 4 for sudoku, 2 for maze.",
+    show_default=False)]
+# sudoku: 4, chosen with the bundled model's q_accept 2 on 600 generated minimal puzzles x 3
+# seeds (98.44% at 2 segments and q_accept 0, 99.44% at 4 and 2): the halting head is over-sure
+# of some wrong grids in the first segments (docs/models.md, "Choosing the defaults";
+# train/tune-sudoku-q-accept.sh)
+DEFAULT_MIN_STEPS = {"sudoku": 4, "maze": 2}
 QAcceptOpt = Annotated[float | None, typer.Option(
     help="Under --select q, the halting logit an answer must exceed to be accepted (else it "
          "does not settle, and a maze none of whose answers is accepted has no path). "

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from eqr_solve import precision, render
 from eqr_solve.cli import (
+    DEFAULT_MIN_STEPS,
     DEFAULT_TOL,
     DataDirOpt,
     DepthOpt,
@@ -19,6 +20,7 @@ from eqr_solve.cli import (
     DtypeOpt,
     JsonOpt,
     Kind,
+    MinStepsOpt,
     NoiseOpt,
     Protocol,
     ProtocolOpt,
@@ -61,6 +63,7 @@ def eval_(
              "'residual'. Default: both (none with --protocol paper).", show_default=False)
     ] = None,
     tol: TolOpt = None,
+    min_steps: MinStepsOpt = None,
     q_accept: QAcceptOpt = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
@@ -100,6 +103,9 @@ def eval_(
         check_range("--tol", tol, 0)
     if noise is not None:
         check_range("--noise", noise, 0)
+    if min_steps is None:
+        min_steps = DEFAULT_MIN_STEPS[kind.value]
+    check_range("--min-steps", min_steps, 0)
     if q_accept is not None and not math.isfinite(q_accept):
         raise InputError(f"--q-accept must be a finite number, not {q_accept}")
     if out_dir is not None:
@@ -123,7 +129,8 @@ def eval_(
         bar = progress.add_task(f"eval {info.name}", total=total)
         result = E.evaluate(model, ds, depths, breadths, halt=halt, seed=seed, tol=tol,
                             progress=lambda n: progress.advance(bar, n),
-                            fp32_latents=fp32_latents, noise=noise, q_accept=q_accept)
+                            fp32_latents=fp32_latents, noise=noise, q_accept=q_accept,
+                            min_steps=min_steps)
     result["model"] = info.name
     if noise is not None:
         result["noise"] = noise

@@ -15,12 +15,14 @@ from rich.text import Text
 
 from eqr_solve import render
 from eqr_solve.cli import (
+    DEFAULT_MIN_STEPS,
     DEFAULT_TOL,
     DepthOpt,
     DeviceOpt,
     DtypeOpt,
     Halt,
     JsonOpt,
+    MinStepsOpt,
     NoiseOpt,
     Protocol,
     ProtocolOpt,
@@ -81,7 +83,6 @@ RaceOpt = Annotated[bool | None, typer.Option(
                              "one that settles (the others are cut): the wait of the fastest "
                              "restart, not of all. Default: off for sudoku, on for maze.",
     show_default=False)]
-MinStepsOpt = Annotated[int, typer.Option(help="No halting before this many segments.")]
 SelectOpt = Annotated[Select, typer.Option(
     help="Pick one restart: smallest residual (no verifier), majority vote, highest halting "
          "confidence (q), or 'verify' (first answer the checker accepts: uses a verifier). "
@@ -99,7 +100,8 @@ WatchOpt = Annotated[bool, typer.Option(
 
 def solve_config(kind: str, protocol: Protocol, depth: int, breadth: int | None,
                  retries: int | None,
-                 budget: int | None, halt: Halt | None, min_steps: int, tol: float | None,
+                 budget: int | None, halt: Halt | None, min_steps: int | None,
+                 tol: float | None,
                  select: Select, noise: float | None, seed: int, race: bool | None = None,
                  q_accept: float | None = None):
     """The SolveConfig of the options after ``--protocol``. SolveConfig checks the bounds;
@@ -114,7 +116,9 @@ def solve_config(kind: str, protocol: Protocol, depth: int, breadth: int | None,
     try:
         return SolveConfig(
             depth=depth, breadth=DEFAULT_BREADTH[kind] if breadth is None else breadth,
-            halt=halt_mode, min_steps=min_steps, tol=DEFAULT_TOL[kind] if tol is None else tol,
+            halt=halt_mode,
+            min_steps=DEFAULT_MIN_STEPS[kind] if min_steps is None else min_steps,
+            tol=DEFAULT_TOL[kind] if tol is None else tol,
             select=s["select"] or DEFAULT_SELECT[kind] or auto_select(halt_mode),
             window=P.PROTOCOLS[protocol.value].get("window", 3), noise=noise,
             retries=DEFAULT_RETRIES[kind] if s["retries"] is None else s["retries"],
@@ -128,7 +132,8 @@ def solve_config(kind: str, protocol: Protocol, depth: int, breadth: int | None,
 
 def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
                   retries: int | None,
-                  budget: int | None, race: bool | None, halt: Halt | None, min_steps: int,
+                  budget: int | None, race: bool | None, halt: Halt | None,
+                  min_steps: int | None,
                   tol: float | None, select: Select, protocol: Protocol,
                   weights_name: str | None,
                   device: str, dtype_name: str, seed: int, noise: float | None, as_json: bool,
@@ -247,7 +252,7 @@ def sudoku(
                                               "directory of them.")],
     depth: DepthOpt = 16, breadth: BreadthOpt = None, retries: RetriesOpt = None,
     budget: BudgetOpt = None, race: RaceOpt = None, halt: HaltOpt = None,
-    min_steps: MinStepsOpt = 2,
+    min_steps: MinStepsOpt = None,
     tol: TolOpt = None, select: SelectOpt = Select.auto, q_accept: QAcceptOpt = None,
     protocol: ProtocolOpt = Protocol.default,
     weights: WeightsOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
@@ -272,7 +277,7 @@ def maze(
                                               "directory.")],
     depth: DepthOpt = 64, breadth: BreadthOpt = None, retries: RetriesOpt = None,
     budget: BudgetOpt = None, race: RaceOpt = None, halt: HaltOpt = None,
-    min_steps: MinStepsOpt = 2,
+    min_steps: MinStepsOpt = None,
     tol: TolOpt = None, select: SelectOpt = Select.auto, q_accept: QAcceptOpt = None,
     protocol: ProtocolOpt = Protocol.default,
     weights: WeightsOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
@@ -280,9 +285,9 @@ def maze(
     boards: BoardsOpt = None, watch: WatchOpt = False,
 ) -> None:
     """Find the shortest path through mazes (defaults: 8 restarts side by side, each up to 64
-    segments, and the first whose answer stops changing answers; the bundled model's halting
-    head stops too early on mazes bigger than it was trained on, its residual does not:
-    docs/models.md, the maze card)."""
+    segments; the first whose answer stops changing and whose halting head accepts it answers,
+    none accepted means "no path"; the model may set a budget per board size for a deeper,
+    broader second attempt: docs/models.md, the maze card)."""
     solve_command("maze", path, depth=depth, breadth=breadth, retries=retries, budget=budget,
                   race=race, halt=halt, min_steps=min_steps, tol=tol, select=select,
                   protocol=protocol, weights_name=weights, device=device, dtype_name=dtype,
