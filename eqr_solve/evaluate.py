@@ -145,8 +145,9 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
     """Metrics for every (depth, breadth) cell, optionally over a subset of puzzles.
 
     ``retry`` columns replay ``--breadth 1 --retries b-1`` on the same trajectories: the first
-    restart alone when its halting rule stopped it before depth d, else ``retry_rule`` over all
-    b (restarts are independent, so this is that policy's outcome, at its NFE). ``race``
+    restart alone when its halting rule stopped it before depth d (and, when ``retry_rule`` is
+    q, with q > ``q_accept``), else ``retry_rule`` over all b (restarts are independent, so this
+    is that policy's outcome, at its NFE). ``race``
     columns replay ``--breadth b --race``: the b restarts side by side until the first one
     settles (ties: the smallest residual score), which is the answer, at b times its steps;
     none settled: ``retry_rule`` over all b. ``race_q`` columns replay ``--breadth b --race
@@ -182,6 +183,8 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
             steps = snap.steps[idx]  # [p, b]; d for a restart that did not settle
             nfe = steps.sum(1)
             first_done = steps[:, 0] < d
+            if retry_rule == "q":  # as solve: under q a restart settles only when accepted
+                first_done &= snap.q[idx[:, 0]] > q_accept
             retry = np.where(first_done, idx[:, 0], np.array(chosen[retry_rule]))
             retry_nfe = np.where(first_done, steps[:, 0], nfe)
             first = steps.min(1)

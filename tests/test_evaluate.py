@@ -109,6 +109,23 @@ def test_race_q_replay_waits_for_an_accepted_answer():
     assert cell["acc_race_q"] == 1.0 and cell["mean_nfe_race_q"] == 18
 
 
+def test_retry_replay_under_q_retries_an_unaccepted_first_restart():
+    """Restart 0 halts at segment 3 on a wrong answer with q 1; restart 1 halts at 6, right,
+    q 4. With q_accept 0 the first restart is accepted (3 NFE, wrong); with q_accept 2 the
+    retries run and q picks restart 1 (3 + 6 NFE, right)."""
+    from eqr_solve.solver import Snapshot
+
+    ds = data.generate("sudoku", 1, seed=0, n=4, blanks=6)
+    answers = np.stack([ds.labels[0]] * 2)
+    snap = Snapshot(answers=answers, scores=np.zeros(2), q=np.array([1.0, 4.0]),
+                    steps=np.array([3, 6]))
+    full = evaluate.Pass({10: snap}, {10: np.array([False, True])}, {10: np.ones(2)}, 1.0, 9)
+    for q_accept, acc, nfe in ((0.0, 0.0, 3), (2.0, 1.0, 9)):
+        cell = evaluate.grid_cells(ds, full, [10], [2], B=2, retry_rule="q",
+                                   q_accept=q_accept)[0]
+        assert (cell["acc_retry"], cell["mean_nfe_retry"]) == (acc, nfe), q_accept
+
+
 def test_q_replay_answers_no_path_where_every_restart_is_rejected():
     """Mazes have a "no answer" (no path): the q columns give it when the chosen restart's
     q <= 0, right for a maze without a path and wrong for one with a path."""
