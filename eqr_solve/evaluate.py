@@ -182,9 +182,9 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
             c = ok[idx].sum(1)
             steps = snap.steps[idx]  # [p, b]; d for a restart that did not settle
             nfe = steps.sum(1)
-            first_done = steps[:, 0] < d
-            if retry_rule == "q":  # as solve: under q a restart settles only when accepted
-                first_done &= snap.q[idx[:, 0]] > q_accept
+            q = snap.q[idx]
+            accepted = (steps < d) & (q > q_accept)  # settled under q (solver.accepts)
+            first_done = accepted[:, 0] if retry_rule == "q" else steps[:, 0] < d
             retry = np.where(first_done, idx[:, 0], np.array(chosen[retry_rule]))
             retry_nfe = np.where(first_done, steps[:, 0], nfe)
             first = steps.min(1)
@@ -192,8 +192,6 @@ def grid_cells(ds: Dataset, full: Pass, depths: Sequence[int], breadths: Sequenc
             race = np.where(first < d, idx[np.arange(len(idx)), ties.argmin(1)],
                             np.array(chosen[retry_rule]))
             race_nfe = np.where(first < d, b * first, nfe)
-            q = snap.q[idx]
-            accepted = (steps < d) & (q > q_accept)
             first_q = np.where(accepted, steps, d).min(1)
             best_q = np.where(accepted & (steps == first_q[:, None]), q, -np.inf).argmax(1)
             race_q = np.where(first_q < d, idx[np.arange(len(idx)), best_q],

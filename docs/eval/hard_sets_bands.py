@@ -47,12 +47,12 @@ def main(dirs: list[Path]) -> None:
         band = bands_of(set_name)
         tags = dict(sorted(tags.items(), key=lambda kv: TAG_ORDER.index(kv[0])
                            if kv[0] in TAG_ORDER else 99))
-        per = {}  # (tag, band) -> (solved, n, nfe)
+        per = {}  # (tag, band or "all") -> (solved, n, nfe)
         for tag, recs in tags.items():
             for r in recs:
-                b = band[int(r["source"].rsplit(":", 1)[1]) - 1]
-                s, n, nfe = per.get((tag, b), (0, 0, 0))
-                per[tag, b] = (s + r["valid"], n + 1, nfe + r["nfe"])
+                for b in (band[int(r["source"].rsplit(":", 1)[1]) - 1], "all"):
+                    s, n, nfe = per.get((tag, b), (0, 0, 0))
+                    per[tag, b] = (s + r["valid"], n + 1, nfe + r["nfe"])
         present = [b for b in BAND_ORDER if any((t, b) in per for t in tags)]
         lines += [f"**{set_name}**", "",
                   "| band (solver guesses) | " + " | ".join(
@@ -78,17 +78,12 @@ def plot(path: Path, set_name: str, tags: dict, per: dict, bands: list[str]) -> 
     import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for b in bands:
-        pts = [(per[t, b][2] / per[t, b][1], 100 * per[t, b][0] / per[t, b][1], t)
-               for t in tags if (t, b) in per]
-        pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-",
-                label=f"{b} (n={per[pts[0][2], b][1]})")
-    allpts = sorted((sum(per[t, b][2] for b in bands if (t, b) in per)
-                     / sum(per[t, b][1] for b in bands if (t, b) in per),
-                     100 * sum(per[t, b][0] for b in bands if (t, b) in per)
-                     / sum(per[t, b][1] for b in bands if (t, b) in per)) for t in tags)
-    ax.plot([p[0] for p in allpts], [p[1] for p in allpts], "s--", color="black", label="all")
+    for b in [*bands, "all"]:
+        pts = sorted((nfe / n, 100 * s / n, n) for s, n, nfe in
+                     (per[t, b] for t in tags if (t, b) in per))
+        style = dict(color="black", linestyle="--", marker="s") if b == "all" else {"marker": "o"}
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=f"{b} (n={pts[0][2]})",
+                **style)
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("mean NFE per puzzle")
