@@ -21,12 +21,13 @@ def wrong_paths(path: str) -> list[dict]:
         if r["valid"] or r.get("rejected"):
             continue
         puzzle, answer = maze.from_rows(r["puzzle"]), maze.from_rows(r["solution"])
-        truth = maze.solve(puzzle) == maze.PATH
+        label = maze.solve(puzzle)
+        _, off, left_out = maze.path_errors(answer[None], label[None])
         drawn = answer == maze.PATH
         on = np.pad(drawn | np.isin(puzzle, (maze.START, maze.GOAL)), 1)
         neighbours = (on[2:, 1:-1].astype(int) + on[:-2, 1:-1] + on[1:-1, 2:] + on[1:-1, :-2])
-        rows.append({"source": r["source"], "true": int(truth.sum()), "drawn": int(drawn.sum()),
-                     "off": int((drawn & ~truth).sum()), "left_out": int((truth & ~drawn).sum()),
+        rows.append({"source": r["source"], "true": int((label == maze.PATH).sum()),
+                     "drawn": int(drawn.sum()), "off": int(off), "left_out": int(left_out),
                      "loose_ends": int((drawn & (neighbours < 2)).sum()),
                      "branches": int((drawn & (neighbours > 2)).sum()),
                      "other_cells": int(((answer != puzzle) & ~drawn).sum())})
