@@ -150,9 +150,9 @@ def drop_seen(dataset: Dataset, others: list[Dataset]) -> tuple[Dataset, int]:
     """``dataset`` without the puzzles that occur in ``others`` up to the symmetries the task
     considers the same puzzle (``canonical_key``): a generated eval set of small mazes can
     repeat training mazes, since small boards hold few distinct mazes."""
-    key = get_task(dataset.kind).canonical_key
-    seen = {key(g) for o in others if o.kind == dataset.kind for g in o.inputs}
-    keep = [i for i, g in enumerate(dataset.inputs) if key(g) not in seen]
+    keys = get_task(dataset.kind).canonical_keys
+    seen = {k for o in others if o.kind == dataset.kind for k in keys(o.inputs)}
+    keep = [i for i, k in enumerate(keys(dataset.inputs)) if k not in seen]
     dropped = len(dataset) - len(keep)
     manifest = dict(dataset.manifest, dropped_as_seen=dropped)
     return Dataset(dataset.kind, dataset.inputs[keep], dataset.labels[keep],
@@ -161,7 +161,7 @@ def drop_seen(dataset: Dataset, others: list[Dataset]) -> tuple[Dataset, int]:
 
 
 def assert_no_test_puzzles(dataset: Dataset, shared_dir: Path | str | None = None) -> None:
-    """Refuse a training set that holds a test puzzle of a shared collection (or a relabelled
+    """Refuse a training set that holds a test puzzle of a shared collection (or an augmented
     copy of one). Only 9x9 Sudoku can collide with the shared collections.
 
     Checked against the collections found in the data directory and against the packaged
@@ -224,9 +224,8 @@ class SplitGuard:
     fingerprint: np.ndarray
 
     def holds(self, grids) -> np.ndarray:
-        """Per 9x9 grid: is it a test puzzle, or a relabelled copy of one?"""
-        key = get_task("sudoku").canonical_key
-        ks = [key(g) for g in grids]
+        """Per 9x9 grid: is it a test puzzle, or an augmented copy of one?"""
+        ks = get_task("sudoku").canonical_keys(grids)
         held = np.array([k in self.keys for k in ks], dtype=bool)
         if len(self.fingerprint) and len(ks):
             held |= np.isin(digests(ks), self.fingerprint)
@@ -246,7 +245,7 @@ def test_keys(shared_dir: Path | str | None = None) -> set[bytes]:
         keys: set[bytes] = set()
         for path in _collection_files(directory):
             lines = [s for n, s in collection_lines(path) if split_of(path.name, n) == "test"]
-            keys |= {sudoku.canonical_key(sudoku.from_line(s[:81])) for s in lines}
+            keys |= set(sudoku.canonical_keys([sudoku.from_line(s[:81]) for s in lines]))
         _TEST_KEYS[directory] = keys
     return _TEST_KEYS[directory]
 
@@ -288,14 +287,15 @@ def make_fingerprint(out: Path | None = None, shared_dir: Path | str | None = No
                  if split_of(name, n) == "test"]
         files.append(name)
         counts.append(len(lines))
-        keys |= {sudoku.canonical_key(sudoku.from_line(s[:81])) for s in lines}
+        keys |= set(sudoku.canonical_keys([sudoku.from_line(s[:81]) for s in lines]))
     d = np.unique(digests(sorted(keys)))
     if len(d) != len(keys):
         raise ValueError("two test keys share a digest: use longer digests")
     out = Path(out or FINGERPRINT)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, digests=d, files=np.array(files), test_puzzles=np.array(counts),
-                        hash=np.array("blake2b-8 of tasks.sudoku.canonical_key, little-endian"))
+                        hash=np.array("blake2b-8 of tasks.sudoku.canonical_keys (structure "
+                                      "hash, 2026-12-07), little-endian"))
     _FINGERPRINTS.pop(out.resolve(), None)
     _FINGERPRINTS.pop(out, None)
     return out

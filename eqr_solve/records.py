@@ -11,7 +11,7 @@ import numpy as np
 
 from eqr_solve import precision, solver, weights
 from eqr_solve.solver import Result, SolveConfig
-from eqr_solve.tasks import Puzzle, get_task
+from eqr_solve.tasks import Puzzle, PuzzleError, get_task
 
 
 def puzzle_text(kind: str, grid: np.ndarray) -> str | list[str]:
@@ -68,6 +68,28 @@ def shape_groups(puzzles: list[Puzzle]) -> dict[tuple[int, int], list[int]]:
     for i, p in enumerate(puzzles):
         groups.setdefault(p.grid.shape, []).append(i)
     return groups
+
+
+def split_by_model(kind: str, puzzles: list[Puzzle], weights_name: str | None
+                   ) -> tuple[list[Puzzle], list[PuzzleError]]:
+    """With no model named, the puzzles of a board size that no bundled or registered model
+    solves become one-line errors, so the rest of a folder is still solved."""
+    if weights_name is not None:
+        return puzzles, []
+    missing = set()
+    for shape in shape_groups(puzzles):
+        try:
+            weights.resolve(weights.default_name(kind, shape))
+        except weights.WeightsError:
+            missing.add(shape)
+    if not missing:
+        return puzzles, []
+    models = weights.list_bundled() + weights.list_user()
+    names = ", ".join(i.name for i in models if i.kind == kind)
+    return ([p for p in puzzles if p.grid.shape not in missing],
+            [PuzzleError(p.source, f"no model for a {p.grid.shape[0]}x{p.grid.shape[1]} {kind} "
+                                   f"(available: {names or 'none'}); pass --weights FILE")
+             for p in puzzles if p.grid.shape in missing])
 
 
 def load_models(kind: str, shapes, weights_name: str | None, device, dtype) -> dict:

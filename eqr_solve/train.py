@@ -58,6 +58,8 @@ class TrainConfig:
     optimizer: str = "adamw"  # "adamw" or "adam_atan2" (the reference's)
     lr: float = 1e-3
     lr_min_ratio: float = 1.0  # cosine decay to lr*ratio over max_steps (1.0 = constant)
+    decay_steps: int = 0  # the cosine's length when not max_steps (a resumed run that was
+    # extended keeps its schedule and goes on at the floor)
     warmup_steps: int = 100
     weight_decay: float = 0.1
     beta1: float = 0.9
@@ -89,6 +91,9 @@ def load_recipe(name_or_path: str) -> dict:
     path = Path(name_or_path)
     if not path.exists():
         path = RECIPES_DIR / f"{name_or_path}.toml"
+    if not path.exists() and not RECIPES_DIR.is_dir():  # a wheel carries no train/ folder
+        raise FileNotFoundError(f"no recipe {name_or_path!r}: the recipes are in the train/ "
+                                "folder of a clone (pip install -e .); or pass a recipe file")
     if not path.exists():
         have = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.toml")))
         raise FileNotFoundError(f"no recipe {name_or_path!r} (recipes in train/: {have})")
@@ -137,9 +142,7 @@ def train_config(recipe: dict) -> TrainConfig:
 def vocab_size(recipe: dict) -> int:
     if "vocab_size" in recipe.get("model", {}):
         return recipe["model"]["vocab_size"]
-    if recipe["kind"] == "sudoku":
-        return recipe["board"][0] + 2
-    return get_task("maze").VOCAB_SIZE
+    return get_task(recipe["kind"]).vocab_size(recipe.get("board"))
 
 
 def model_config(recipe: dict) -> EqRConfig:
@@ -223,12 +226,14 @@ def make_optimizer(model: EqR, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
-    """Linear warmup from step 1, then cosine down to lr*lr_min_ratio over max_steps."""
+    """Linear warmup from step 1, then cosine down to lr*lr_min_ratio over max_steps (or
+    decay_steps)."""
     if step < cfg.warmup_steps:
         return cfg.lr * step / cfg.warmup_steps
-    if cfg.lr_min_ratio >= 1.0 or not cfg.max_steps:
+    length = cfg.decay_steps or cfg.max_steps
+    if cfg.lr_min_ratio >= 1.0 or not length:
         return cfg.lr
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, length - cfg.warmup_steps))
     return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 *
                      (1 + math.cos(math.pi * progress)))
 
@@ -608,19 +613,29 @@ def prepare(kind: str, name: str, overrides: list[str], run_dir: Path | None = N
     except (FileNotFoundError, ValueError, TypeError, KeyError, AttributeError) as e:
         raise RecipeError(f"bad recipe: {e}") from None
     run_dir = run_dir or Path("runs") / recipe["name"]
+    if not (resume and (run_dir / "state.pt").exists()):
+        return recipe, run_dir
+    # the run continues with its own recipe: the recipe file is not read again, and only the
+    # how-long/how-often settings given with --set change (a --set that repeats the run's own
+    # value changes nothing and is accepted)
+    saved = json.loads(read_state(run_dir / "state.pt")["recipe"])
+    if saved.get("kind") != kind:
+        raise RecipeError(f"{run_dir} holds a {saved.get('kind')} run, not a {kind} run")
     resumable = {f"train.{k}" for k in RESUMABLE_KEYS}
-    fixed = [item for item in overrides if item.partition("=")[0].strip() not in resumable]
-    if resume and fixed and (run_dir / "state.pt").exists():
-        saved = json.loads(read_state(run_dir / "state.pt")["recipe"])
-        # a --set that repeats the run's own value changes nothing and is accepted
-        fixed = [item.partition("=")[0].strip() for item in fixed
-                 if apply_overrides(saved, [item]) != saved]
-    if resume and fixed and (run_dir / "state.pt").exists():
+    fixed = [item.partition("=")[0].strip() for item in overrides
+             if item.partition("=")[0].strip() not in resumable
+             and apply_overrides(saved, [item]) != saved]
+    if fixed:
         raise RecipeError(f"--resume continues the run with its own recipe; --set {fixed[0]} "
                           "would not apply (only train.max_steps, max_minutes and the log/"
                           "checkpoint/eval intervals may change): start a new run, e.g. with "
                           "init_from")
-    return recipe, run_dir
+    resumed = apply_overrides(saved, overrides)
+    train, before = resumed.setdefault("train", {}), saved.get("train", {})
+    if train.get("max_steps", 0) != before.get("max_steps", 0) and \
+            train.get("lr_min_ratio", 1.0) < 1.0 and not train.get("decay_steps"):
+        train["decay_steps"] = before.get("max_steps", 0)  # an LR cosine keeps its length
+    return resumed, run_dir
 
 
 def run(recipe: dict, run_dir: Path, resume: bool = False, device: str = "auto",
@@ -638,9 +653,9 @@ def run(recipe: dict, run_dir: Path, resume: bool = False, device: str = "auto",
         dev = torch.device(device)
     report = report or (lambda kind, rec: None)
     state_path = run_dir / "state.pt"
-    if not (resume and state_path.exists()) and state_path.exists():
+    if state_path.exists() and not resume:
         raise RecipeError(f"{run_dir} already holds a run; pass --resume to continue it "
-                              "or --out to start elsewhere")
+                          "or --out to start elsewhere")
     check_init_from(recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
     if rank != 0:

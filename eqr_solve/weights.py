@@ -98,6 +98,9 @@ def resolve(name: str) -> Path:
         found = folder / f"{name}{SUFFIX}"
         if found.exists():
             return found
+    if not bundled_dir().is_dir():  # an install from a wheel carries no weights/ folder
+        raise WeightsError(f"no model named {name!r}: the bundled models are in the weights/ "
+                           "folder of a clone (pip install -e .), or set EQR_WEIGHTS_DIR")
     available = ", ".join(i.name for i in list_bundled() + list_user()) or "none yet"
     raise WeightsError(
         f"no bundled or registered model named {name!r} (available: {available}); "
@@ -225,6 +228,18 @@ def check_compatible(info: ModelInfo, kind: str, shape: tuple[int, int]) -> None
             f"{info.name} solves {info.board[0]}x{info.board[1]} boards, "
             f"this puzzle is {shape[0]}x{shape[1]}"
         )
+    # a file without a board (or a hand-edited one) can still not fit: say so before the
+    # embedding or the token MLP fails inside the engine
+    from eqr_solve.tasks import get_task
+
+    cfg, (h, w) = info.config, shape
+    tokens = get_task(kind).vocab_size(shape)
+    if cfg.vocab_size != tokens:
+        raise WeightsError(f"{info.name} reads {cfg.vocab_size} kinds of token, "
+                           f"a {h}x{w} {kind} has {tokens}")
+    if cfg.mixer == "mlp_t" and cfg.seq_len != h * w:
+        raise WeightsError(f"{info.name} mixes exactly {cfg.seq_len} cells, "
+                           f"this puzzle has {h * w}")
 
 
 def list_bundled() -> list[ModelInfo]:
@@ -243,7 +258,20 @@ def _list_dir(folder: Path) -> list[ModelInfo]:
         try:
             out.append(read_info(path))
         except WeightsError:
-            continue
+            continue  # listed by unreadable()
+    return out
+
+
+def unreadable() -> list[str]:
+    """Why each model file in the bundled and registered folders that the lists above leave
+    out cannot be read (a truncated copy, a foreign safetensors file), one line each."""
+    out = []
+    for folder in (bundled_dir(), user_dir()):
+        for path in sorted(folder.glob(f"*{SUFFIX}")):
+            try:
+                read_info(path)
+            except WeightsError as e:
+                out.append(str(e))
     return out
 
 

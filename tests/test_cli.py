@@ -202,6 +202,15 @@ def test_train_rejects_bad_recipe():
     assert r.exit_code == 2 and "no recipe" in r.stderr
 
 
+def test_recipe_by_name_without_a_train_folder(tmp_path, monkeypatch):
+    """Installed from a wheel there is no train/ folder: say where the recipes are."""
+    from eqr_solve import train
+
+    monkeypatch.setattr(train, "RECIPES_DIR", tmp_path / "absent")
+    msg = one_error_line(runner.invoke(app, ["train", "sudoku", "--recipe", "sudoku-9x9-cpu"]))
+    assert "folder of a clone" in msg
+
+
 def test_resume_of_an_empty_checkpoint_is_one_line(tmp_path):
     (tmp_path / "state.pt").write_bytes(b"")
     args = ["train", "maze", "--out", str(tmp_path), "--resume"]
@@ -484,6 +493,14 @@ def test_weights_list_and_info_json(models):
     assert info["config"]["hidden_size"] == 32 and info["parameters"] > 0
 
 
+
+def test_weights_list_names_an_unreadable_model_file(models):
+    (models / "broken.safetensors").write_bytes(b"truncated")
+    r = runner.invoke(app, ["weights", "list", "--json"])
+    assert r.exit_code == 0 and len(r.stdout.splitlines()) == 2
+    assert f"skipped {models / 'broken.safetensors'}: not a readable safetensors" in r.stderr
+
+
 def test_data_json_and_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("EQR_DATA_DIR", "unused")  # restored after the command changes it
     from eqr_solve import data as D
@@ -620,3 +637,68 @@ def test_eval_min_steps(models, tmp_path):
         assert res["min_steps"] == k
         assert {c["mean_steps"] for c in res["cells"]} == {k}
     assert "--min-steps" in one_error_line(runner.invoke(app, [*args, "--min-steps", "-1"]))
+
+
+def test_data_writes_text_only_when_asked(tmp_path):
+    """Without --text only the .npz and its manifest are written (the --blanks default
+    once shadowed the flag)."""
+    r = runner.invoke(app, ["data", "sudoku", "--size", "4", "--count", "2", "--json",
+                            "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["text_file"] is None
+    assert not (tmp_path / "s.txt").exists() and (tmp_path / "s.npz").exists()
+
+
+def test_data_refuses_a_sudoku_size_the_solver_cannot_read(tmp_path):
+    r = runner.invoke(app, ["data", "sudoku", "--size", "5", "--count", "2",
+                            "--out", str(tmp_path / "s")])
+    assert r.exit_code == 2 and "--size 5" in r.output
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_a_size_without_a_model_skips_only_those_puzzles(models, oracle, tmp_path):
+    """A 9x9 puzzle beside a 4x4 one (only a 4x4 model is bundled here): the 4x4 one is
+    solved, the 9x9 one is reported in one line, exit 2. Alone, it is one error."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write(folder, "a.txt", PUZZLE_4x4)
+    nine = write(folder, "b.txt", "." * 81 + "\n")
+    r = runner.invoke(app, ["sudoku", str(folder), "--depth", "2", "--json"])
+    assert r.exit_code == 2
+    assert [json.loads(x)["source"] for x in r.stdout.splitlines()] == [f"{folder / 'a.txt'}:1"]
+    assert (f"skipped {nine}:1: no model for a 9x9 sudoku (available: sudoku-4x4); "
+            "pass --weights FILE") in r.stderr.splitlines()
+    msg = one_error_line(runner.invoke(app, ["sudoku", str(nine)]))
+    assert "no bundled or registered model named 'sudoku-9x9'" in msg
+
+
+def test_closed_stdout_is_exit_141_and_quiet(models):
+    """`eqr-solve … --json | head`: the reader goes away; not exit 1 ("no valid answer")."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "eqr_solve", "weights", "list", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()
+    assert p.wait(timeout=120) == 141
+    assert p.stderr.read() == b""
+
+
+def test_depth_within_min_steps_gets_a_note(models, tmp_path):
+    path = write(tmp_path, "p.txt", PUZZLE_4x4)
+    r = runner.invoke(app, ["sudoku", str(path), "--depth", "2", "--min-steps", "2",
+                            "--retries", "0", "--budget", "0"])
+    assert "note: --depth 2 leaves no segment to settle in after --min-steps 2" in r.stderr
+    r = runner.invoke(app, ["sudoku", str(path), "--depth", "3", "--min-steps", "2"])
+    assert "note:" not in r.stderr
+
+
+def test_puzzles_from_standard_input(models, oracle):
+    """`-` reads the puzzles from stdin; they are named "stdin:LINE"."""
+    r = runner.invoke(app, ["sudoku", "-", "--depth", "2", "--json"],
+                      input="# piped\n" + PUZZLE_4x4.replace("\n", "") + "\n")
+    assert r.exit_code == 0, r.output
+    (rec,) = [json.loads(x) for x in r.stdout.splitlines()]
+    assert rec["source"] == "stdin:2" and rec["valid"]
+    msg = one_error_line(runner.invoke(app, ["sudoku", "-"], input=""))
+    assert msg == "error: stdin: no puzzles found: the text is empty or only comments"

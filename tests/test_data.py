@@ -13,10 +13,18 @@ needs_real = pytest.mark.skipif(
 RELABEL = np.array([0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 2], dtype=np.uint8)  # digits d -> d+1 mod 9
 
 
+def disguise(grids: np.ndarray) -> np.ndarray:
+    """A copy that augmentation could make: relabelled, transposed, bands 0 and 1 swapped,
+    rows 6 and 8 swapped, the first two stacks swapped."""
+    g = RELABEL[grids].transpose(0, 2, 1)
+    g = g[:, [3, 4, 5, 0, 1, 2, 8, 7, 6]]
+    return g[:, :, [3, 4, 5, 0, 1, 2, 6, 7, 8]]
+
+
 def fake_shared(tmp_path: Path) -> Path:
     """A tiny stand-in for shared/data, nothing real in it: a file with every shared
     collection's name, generated unique puzzles inside. ``puzzles2_17_clue.txt`` holds 30 of
-    them between comments and blank lines; the test-only magictour file holds a relabelled
+    them between comments and blank lines; the test-only magictour file holds an augmented
     copy of its train puzzle 1."""
     sub = tmp_path / "shared" / "sudoku"
     sub.mkdir(parents=True)
@@ -24,7 +32,7 @@ def fake_shared(tmp_path: Path) -> Path:
     lines = [sudoku.to_line(g) for g in ds.inputs]
     mine = ["# comment", ""] + lines[:15] + ["", "# another"] + lines[15:30]
     (sub / data.COLLECTIONS[0]).write_text("\r\n".join(mine) + "\r\n")
-    (sub / data.TEST_ONLY_FILES[0]).write_text(sudoku.to_line(RELABEL[ds.inputs[1]]) + "\n")
+    (sub / data.TEST_ONLY_FILES[0]).write_text(sudoku.to_line(disguise(ds.inputs[1:2])[0]) + "\n")
     for name, part in zip(data.COLLECTIONS[2:], (lines[30:33], lines[33:35], lines[35:40])):
         (sub / name).write_text("\n".join(part) + "\n")
     return tmp_path / "shared"
@@ -54,7 +62,7 @@ def test_train_split_never_holds_test_puzzles(tmp_path):
     test = data.load_collection(name, "test", shared_dir=shared)
     assert numbers(test) == {0, 10, 20}
     assert numbers(train).isdisjoint(numbers(test))
-    assert 1 not in numbers(train)  # its relabelled copy is in a test-only file
+    assert 1 not in numbers(train)  # its augmented copy is in a test-only file
     assert train.manifest["dropped_as_test_duplicates"] == 1
     assert len(train) == 26
     for p, y in zip(train.inputs, train.labels):
@@ -63,18 +71,18 @@ def test_train_split_never_holds_test_puzzles(tmp_path):
 
 def guard_refuses_test_puzzles(shared: Path, source: Path) -> None:
     """The split guard with data directory ``shared`` refuses the test puzzles of the fake
-    collections in ``source`` and relabelled copies of them, and passes their train split."""
+    collections in ``source`` and augmented copies of them, and passes their train split."""
     name = data.COLLECTIONS[0]
     test = data.load_collection(name, "test", shared_dir=source)
     with pytest.raises(ValueError, match="3 test puzzles"):
         data.assert_no_test_puzzles(test, shared)
     disguised = test.subset([0])
-    disguised.inputs = np.array([0, 1, 10, 9, 8, 7, 6, 5, 4, 3, 2], np.uint8)[disguised.inputs]
+    disguised.inputs = disguise(disguised.inputs)
     with pytest.raises(ValueError, match="1 test puzzles"):
         data.assert_no_test_puzzles(disguised, shared)
     data.assert_no_test_puzzles(data.load_collection(name, "train", shared_dir=source), shared)
     only = data.load_collection(data.TEST_ONLY_FILES[0], "test", shared_dir=source)
-    only.inputs = RELABEL[only.inputs]  # a copy of train puzzle 1, relabelled twice
+    only.inputs = disguise(only.inputs)  # a copy of train puzzle 1, disguised twice
     with pytest.raises(ValueError, match="1 test puzzles"):
         data.assert_no_test_puzzles(only, shared)
 

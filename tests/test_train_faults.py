@@ -74,6 +74,26 @@ def test_resume_accepts_a_set_equal_to_the_saved_value(run_dir, monkeypatch):
         T.prepare("sudoku", "tiny", ["train.lr=0.5"], run_dir, resume=True)
 
 
+def test_resume_keeps_the_runs_own_settings_over_the_recipe_file(run_dir, monkeypatch):
+    """The recipe file is not read again on --resume: its max_minutes (the run has none)
+    does not apply; a --set does. Extending a run whose LR follows a cosine keeps the
+    cosine's length, so the LR goes on at its floor instead of jumping back up."""
+    monkeypatch.setattr(T, "load_recipe", lambda name: tiny_recipe(max_steps=3, max_minutes=5))
+    recipe, _ = T.prepare("sudoku", "tiny", [], run_dir, resume=True)
+    assert recipe["train"]["max_steps"] == 3 and not recipe["train"].get("max_minutes")
+    recipe, _ = T.prepare("sudoku", "tiny", ["train.max_minutes=7"], run_dir, resume=True)
+    assert recipe["train"]["max_minutes"] == 7
+    saved = T.read_state(run_dir / "state.pt")
+    saved["recipe"] = json.dumps(tiny_recipe(max_steps=3, lr_min_ratio=0.1))
+    torch.save(saved, run_dir / "state.pt")
+    recipe, _ = T.prepare("sudoku", "tiny", ["train.max_steps=9"], run_dir, resume=True)
+    assert recipe["train"]["decay_steps"] == 3
+    cfg = T.TrainConfig(**recipe["train"])
+    floor = cfg.lr * cfg.lr_min_ratio
+    assert T.learning_rate(cfg, 3) == pytest.approx(floor)
+    assert T.learning_rate(cfg, 8) == pytest.approx(floor)
+
+
 def test_a_second_trainer_on_the_same_run_is_refused(run_dir):
     with open(run_dir / "train.lock", "a+") as held:  # another trainer holds the lock
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -36,6 +36,10 @@ def test_bundled_name_lookup(tmp_path, monkeypatch):
     assert [i.name for i in weights.list_bundled()] == ["sudoku-4x4"]
     with pytest.raises(weights.WeightsError, match="eqr-solve train"):
         weights.load("sudoku-9x9")
+    # installed from a wheel: no weights/ folder at all, and the message says where they are
+    monkeypatch.setenv("EQR_WEIGHTS_DIR", str(tmp_path / "absent"))
+    with pytest.raises(weights.WeightsError, match="folder of a clone"):
+        weights.load("sudoku-9x9")
 
 
 def test_kind_and_shape_mismatch(tmp_path):
@@ -46,6 +50,13 @@ def test_kind_and_shape_mismatch(tmp_path):
     with pytest.raises(weights.WeightsError, match="solves 4x4 boards"):
         weights.check_compatible(info, "sudoku", (9, 9))
     weights.check_compatible(info, "sudoku", (4, 4))
+    # without a board in the file, the tokens and the token MLP's cells still have to fit
+    info.board = None
+    with pytest.raises(weights.WeightsError, match="reads 6 kinds of token, a 9x9 sudoku has 11"):
+        weights.check_compatible(info, "sudoku", (9, 9))
+    info.config.seq_len = 20
+    with pytest.raises(weights.WeightsError, match="mixes exactly 20 cells, this puzzle has 16"):
+        weights.check_compatible(info, "sudoku", (4, 4))
 
 
 def test_corrupt_and_foreign_files(tmp_path):

@@ -16,6 +16,7 @@ Exit codes:
 3     internal error (a bug): one line ``internal error: <type>: <message> (set EQR_DEBUG=1
       for the traceback)``; with ``EQR_DEBUG=1`` the traceback is printed as well
 130   interrupted (Ctrl-C); ``train`` instead saves a checkpoint and exits 0
+141   stdout was closed by its reader (``… --json | head``), as a tool killed by SIGPIPE
 ====  =========================================================================================
 
 ``--json`` means the same everywhere: machine-readable records, one JSON object per line, on
@@ -70,8 +71,18 @@ def debug() -> bool:
     return os.environ.get("EQR_DEBUG", "") not in ("", "0")
 
 
+class OutputClosed(Exception):
+    """stdout's reader went away; click would turn this into exit 1, "no valid answer"."""
+
+
 class Commands(TyperGroup):
     """The app's command group: runs a command and maps what escapes it to an exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise OutputClosed from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
@@ -85,6 +96,9 @@ class Commands(TyperGroup):
                 hint = f" (see '{where.command_path} --help')" if where is not None else ""
                 line("error:", "bold red", e.format_message() + hint)
             code = e.exit_code
+        except OutputClosed:  # quietly, and no second error when stdout is flushed at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            code = 141
         except (typer.Abort, KeyboardInterrupt):  # Ctrl-C (click turns it into Abort)
             err.print("aborted", style="yellow")
             code = 130

@@ -86,13 +86,18 @@ def data(
         elif collection:
             ds = D.load_collection(collection, split)
         elif kind == Kind.sudoku:
+            from eqr_solve.tasks.sudoku import SIZES
+
+            if size not in SIZES:  # the solve commands read only these sizes
+                raise InputError(f"--size {size}: a Sudoku is "
+                                 f"{', '.join(map(str, SIZES))} cells wide")
             params: dict = {"n": size}
             if minimal:
                 params["minimal"] = True
             else:
-                text = blanks or str(size * size // 2)
-                lo, hi = int_range("--blanks", text)
-                params["blanks"] = [lo, hi] if "-" in text else lo
+                blanks_spec = blanks or str(size * size // 2)
+                lo, hi = int_range("--blanks", blanks_spec)
+                params["blanks"] = [lo, hi] if "-" in blanks_spec else lo
             ds = D.generate("sudoku", count, seed, **params)
         else:
             lo, hi = int_range("--path-length", path_length)

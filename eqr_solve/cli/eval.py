@@ -153,7 +153,9 @@ def eval_(
 
 # -- landscape ----------------------------------------------------------------------------------
 def guess_kind(text: str) -> str:
-    return "maze" if "S" in text and "G" in text and "#" in text else "sudoku"
+    from eqr_solve.tasks import maze
+
+    return "maze" if maze.looks_like(text) else "sudoku"
 
 
 @app.command()

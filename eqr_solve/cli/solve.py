@@ -140,7 +140,7 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
                   out_dir: Path | None, boards: bool | None, watch: bool = False,
                   q_accept: float | None = None) -> None:
     from eqr_solve import precision, records
-    from eqr_solve.tasks import Puzzle, PuzzleError, puzzle_files, read_puzzles
+    from eqr_solve.tasks import Puzzle, PuzzleError, display_name, puzzle_files, read_puzzles
 
     cfg = solve_config(kind, protocol, depth, breadth, retries, budget, halt, min_steps, tol,
                        select, noise, seed, race, q_accept)
@@ -152,10 +152,18 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
     items = read_puzzles(kind, files)
     puzzles = [p for p in items if isinstance(p, Puzzle)]
     bad = [p for p in items if isinstance(p, PuzzleError)]
+    if not puzzles and len(bad) == 1 and not entries:  # one unusable file: say it in one line
+        raise InputError(f"{bad[0].source}: {bad[0].message}")
     for b in bad:
         skipped(b)
     if not puzzles:
-        raise InputError("no usable puzzle found" + (f" in {path}" if not bad else ""))
+        raise InputError("no usable puzzle found"
+                         + (f" in {display_name(path)}" if not bad else ""))
+    solvable, unsolvable = records.split_by_model(kind, puzzles, weights_name)
+    if solvable and unsolvable:  # when none is left, load_models below says why in one line
+        for b in unsolvable:
+            skipped(b)
+        puzzles, bad = solvable, bad + unsolvable
     if watch:
         if len(puzzles) > 1:
             raise InputError(f"--watch follows one puzzle; {path} holds {len(puzzles)}")
@@ -165,6 +173,10 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
         from eqr_solve.protocol import DESCRIPTIONS
 
         line("protocol:", "bold", DESCRIPTIONS[protocol.value])
+    if cfg.halt != "none" and cfg.min_steps >= cfg.depth and not as_json:
+        line("note:", "yellow", f"--depth {cfg.depth} leaves no segment to settle in after "
+             f"--min-steps {cfg.min_steps}: every restart runs to the end unsettled (and is "
+             "retried)")
     if cfg.select == "verify" and not as_json:
         line("note:", "yellow", "--select verify uses the puzzle checker to choose among "
              "restarts (a verifier), unlike the paper's verifier-free selection")
@@ -248,8 +260,8 @@ def play(kind: str, puzzle, frames: list) -> None:
 
 @app.command()
 def sudoku(
-    path: Annotated[Path, typer.Argument(help="Puzzle file (one per line, grid, or CSV) or a "
-                                              "directory of them.")],
+    path: Annotated[Path, typer.Argument(help="Puzzle file (one per line, grid, or CSV), a "
+                                              "directory of them, or - for standard input.")],
     depth: DepthOpt = 16, breadth: BreadthOpt = None, retries: RetriesOpt = None,
     budget: BudgetOpt = None, race: RaceOpt = None, halt: HaltOpt = None,
     min_steps: MinStepsOpt = None,
@@ -273,8 +285,8 @@ def sudoku(
 @app.command()
 def maze(
     path: Annotated[Path, typer.Argument(help="Maze file (# wall, space open, S, G; several "
-                                              "mazes separated by empty lines) or a "
-                                              "directory.")],
+                                              "mazes separated by empty lines), a "
+                                              "directory, or - for standard input.")],
     depth: DepthOpt = 64, breadth: BreadthOpt = None, retries: RetriesOpt = None,
     budget: BudgetOpt = None, race: RaceOpt = None, halt: HaltOpt = None,
     min_steps: MinStepsOpt = None,

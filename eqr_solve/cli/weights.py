@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from eqr_solve.cli import JsonOpt, app, check_range, emit, out
+from eqr_solve.cli import JsonOpt, app, check_range, emit, out, warn
 from eqr_solve.errors import InputError
 
 weights_app = typer.Typer(help="List, inspect and download models.", no_args_is_help=True)
@@ -54,6 +54,8 @@ def weights_list(json_: JsonOpt = False) -> None:
     from eqr_solve import weights
 
     infos = weights.list_bundled() + weights.list_user() + weights.list_downloaded()
+    for reason in weights.unreadable():
+        warn(reason)
     if json_:
         for info in infos:
             emit(info_record(info))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import errno
 import importlib
 import stat
+import sys
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +48,13 @@ def get_task(kind: str):
     return importlib.import_module(f"eqr_solve.tasks.{kind}")
 
 
+STDIN = Path("-")  # the path argument "-": puzzles piped in, named "stdin" in messages
+
+
+def display_name(path: Path) -> str:
+    return "stdin" if path == STDIN else str(path)
+
+
 MAX_FILE_BYTES = 64 * 2**20  # a puzzle file bigger than this is refused, not read to the end
 _CHUNK = 2**20
 
@@ -56,22 +65,23 @@ def read_text(path: Path, limit: int = MAX_FILE_BYTES) -> str:
     that error instead of filling the memory."""
     chunks: list[bytes] = []
     size = 0
+    name = display_name(path)
     try:
-        with open(path, "rb") as f:
+        with nullcontext(sys.stdin.buffer) if path == STDIN else open(path, "rb") as f:
             while chunk := f.read(min(_CHUNK, limit + 1 - size)):
                 if b"\0" in chunk:
-                    raise InputError(f"{path}: not a text file")
+                    raise InputError(f"{name}: not a text file")
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > limit:
-                    raise InputError(f"{path}: bigger than {limit / 2**20:g} MiB, the limit for "
+                    raise InputError(f"{name}: bigger than {limit / 2**20:g} MiB, the limit for "
                                      "a puzzle file (split it)")
     except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror or e})") from e
+        raise InputError(f"{name}: cannot read ({e.strerror or e})") from e
     try:
         return b"".join(chunks).decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text") from e
+        raise InputError(f"{name}: not UTF-8 text") from e
 
 
 def _not_a_file(path: Path) -> str | None:
@@ -92,7 +102,10 @@ def _not_a_file(path: Path) -> str | None:
 def puzzle_files(path: Path) -> tuple[list[Path], list[PuzzleError]]:
     """The files a path argument names: the path itself, or the visible regular files of a
     directory (sorted, not recursive). The directory's other entries (folders, fifos, broken
-    or looping symbolic links) come back as skipped, each with its reason."""
+    or looping symbolic links) come back as skipped, each with its reason. ``-`` is standard
+    input."""
+    if path == STDIN:
+        return [path], []
     if path.is_symlink() and not path.exists():
         raise InputError(f"{path}: {_not_a_file(path)}")
     if not path.exists():
@@ -121,9 +134,10 @@ def read_puzzles(kind: str, files: list[Path]) -> list[Puzzle | PuzzleError]:
     task = get_task(kind)
     items: list[Puzzle | PuzzleError] = []
     for f in files:
+        name = display_name(f)
         try:
-            found = task.parse(read_text(f), str(f))
+            found = task.parse(read_text(f), name)
         except InputError as e:
-            found = [PuzzleError(str(f), str(e).removeprefix(f"{f}: "))]
-        items += found or [PuzzleError(str(f), "no puzzles in the file")]
+            found = [PuzzleError(name, str(e).removeprefix(f"{name}: "))]
+        items += found or [PuzzleError(name, "no puzzles in the file")]
     return items

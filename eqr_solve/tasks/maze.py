@@ -29,6 +29,18 @@ _MAX_STARTS = 200  # start cells tried per grid
 # ----------------------------------------------------------------------------- text
 
 
+def vocab_size(shape: tuple[int, int] | None = None) -> int:
+    """Tokens of a maze of any size: padding, wall, open, start, goal, path."""
+    return VOCAB_SIZE
+
+
+def looks_like(text: str) -> bool:
+    """Whether ``text`` reads as a maze drawing: rows made only of maze characters, one
+    holding S and one G (a Sudoku file's "# Sudoku, Generated" comment is not one)."""
+    rows = [r.rstrip() for r in text.splitlines() if r.strip() and set(r.rstrip()) <= set(_TOKEN)]
+    return any("S" in r for r in rows) and any("G" in r for r in rows)
+
+
 def to_rows(grid) -> list[str]:
     return ["".join(_CHAR.get(t, "?") for t in row) for row in np.asarray(grid).tolist()]
 
@@ -53,10 +65,11 @@ def from_rows(rows: list[str]) -> np.ndarray:
 
 
 def _tokens(rows: list[str]) -> np.ndarray | str:
-    width = max((len(r) for r in rows), default=0)
+    # spaces past the widest drawn row are trailing white space, not open cells
+    width = max((len(r.rstrip(" ")) for r in rows), default=0)
     grid = np.full((len(rows), width), OPEN, np.uint8)
     for r, row in enumerate(rows):
-        for c, ch in enumerate(row):
+        for c, ch in enumerate(row[:width]):
             if ch not in _TOKEN:
                 return f"bad character {ch!r} at row {r + 1}, column {c + 1}"
             grid[r, c] = _TOKEN[ch]
@@ -521,6 +534,11 @@ def canonical_key(grid: np.ndarray) -> bytes:
     images = turns + [t[:, ::-1] for t in turns]
     return min(bytes(i.shape) + np.ascontiguousarray(i).tobytes() for i in images
                if i.shape == g.shape)
+
+
+def canonical_keys(grids) -> list[bytes]:
+    """``canonical_key`` of each maze."""
+    return [canonical_key(g) for g in grids]
 
 
 def augment(

@@ -35,9 +35,9 @@ _DIGIT_OF[ord("0")] = 0
 Entry = tuple[Puzzle | PuzzleError, np.ndarray | None]
 
 
-def vocab_size(n: int) -> int:
+def vocab_size(shape: tuple[int, int]) -> int:
     """Tokens used by an n x n Sudoku: padding, blank and the n digits."""
-    return n + 2
+    return shape[0] + 2
 
 
 def box_shape(n: int) -> tuple[int, int]:
@@ -216,6 +216,9 @@ def parse_with_answers(text: str, origin: str) -> list[Entry]:
     content = [(i, s.strip()) for i, s in enumerate(lines, 1) if s.strip()]
     content = [(i, s) for i, s in content if not s.startswith("#")]
     if not content:
+        if "S" in text and "G" in text:  # maze rows start with a wall, "#"
+            raise InputError("no Sudoku found: every line starts with '#' "
+                             "(a maze? solve it with eqr-solve maze)")
         raise InputError("no puzzles found: the text is empty or only comments")
     first = content[0][1]
     if "," in first and "question" in [f.strip(" \"'").lower() for f in first.split(",")]:
@@ -810,9 +813,71 @@ def augment(
     return x[b, r, c], y[b, r, c]
 
 
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _mix(x: np.ndarray, salt: int) -> np.ndarray:
+    """splitmix64 of uint64s (wrapping arithmetic): a hash that spreads every input bit."""
+    z = x + np.uint64((0x9E3779B97F4A7C15 * salt) % 2**64)
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def _structure_hash(x: np.ndarray, rounds: int = 4) -> np.ndarray:
+    """[N, 2] uint64 hash of each puzzle's structure: colour refinement (Weisfeiler-Lehman)
+    of the cells under "same row / column / box / band / stack / digit", starting from clue
+    vs blank. Digit values never enter, only which clues share one; lines are told apart only
+    by what they hold. So relabelling digits, permuting bands, rows within a band, stacks and
+    columns within a stack leave it unchanged."""
+    N, n, _ = x.shape
+    br, bc = box_shape(n)
+    clue = x > BLANK
+    with np.errstate(over="ignore"):
+        c = _mix(clue.astype(np.uint64), 1)
+        for _ in range(rounds):
+            f = _mix(c, 2)
+            row = f.sum(2, keepdims=True)
+            col = f.sum(1, keepdims=True)
+            box = f.reshape(N, n // br, br, n // bc, bc).sum((2, 4), keepdims=True)
+            band = f.reshape(N, n // br, br * n).sum(2, keepdims=True)
+            stack = f.reshape(N, n, n // bc, bc).sum((1, 3), keepdims=True)
+            digit = np.zeros_like(f)
+            for d in range(BLANK + 1, n + 2):
+                same = x == d
+                digit += same * (f * same).sum((1, 2), keepdims=True)
+            c = _mix(c + _mix(np.broadcast_to(row, f.shape), 3)
+                     + _mix(np.broadcast_to(col, f.shape), 4)
+                     + _mix(np.broadcast_to(box.reshape(N, n // br, 1, n // bc, 1),
+                                            (N, n // br, br, n // bc, bc)).reshape(N, n, n), 5)
+                     + _mix(np.broadcast_to(band.reshape(N, n // br, 1, 1),
+                                            (N, n // br, br, n)).reshape(N, n, n), 6)
+                     + _mix(np.broadcast_to(stack.reshape(N, 1, n // bc, 1),
+                                            (N, n, n // bc, bc)).reshape(N, n, n), 7)
+                     + _mix(digit, 8) * clue, 9)
+        return np.stack([_mix(c, 10).sum((1, 2)), _mix(c, 11).sum((1, 2))], axis=1)
+
+
+def canonical_keys(grids) -> list[bytes]:
+    """One key per puzzle, the same for every puzzle ``augment`` can make of it (digit
+    relabelling, band / row / stack / column permutations, transposition): how test puzzles
+    and their augmented copies are recognised in training data (shared/data/README.md:
+    "augmented copies of a test puzzle are test puzzles too"). It is a 128-bit hash of the
+    structure, not a canonical form: two different puzzles could share a key, which the guard
+    would only over-refuse; none of the 49,158 17-clue puzzles (all essentially different)
+    do."""
+    x = np.asarray(grids)
+    if not len(x):
+        return []
+    n = x.shape[1]
+    h = _structure_hash(x)
+    if box_shape(n)[0] == box_shape(n)[1]:  # a transposed copy is the same puzzle
+        t = _structure_hash(x.transpose(0, 2, 1))
+        swap = (t[:, 0] < h[:, 0]) | ((t[:, 0] == h[:, 0]) & (t[:, 1] < h[:, 1]))
+        h = np.where(swap[:, None], t, h)
+    return [bytes([n]) + k.tobytes() for k in h.astype("<u8")]
+
+
 def canonical_key(grid: np.ndarray) -> bytes:
-    """The same bytes for puzzles that differ only by a relabelling of the digits (digits
-    renumbered by first appearance): how test puzzles are recognised in training data."""
-    mapping: dict[int, int] = {}
-    return bytes(mapping.setdefault(int(t), len(mapping) + 2) if t > 1 else 1
-                 for t in grid.ravel())
+    """``canonical_keys`` of one puzzle."""
+    return canonical_keys(np.asarray(grid)[None])[0]

@@ -40,6 +40,18 @@ def test_parse_several_mazes_crlf_ragged_and_path_cells():
     assert M.to_rows(second.grid) == ["#####", "#S   ", "#   G", "#####"]  # o read as open
 
 
+def test_trailing_spaces_are_not_cells():
+    """Spaces after the widest drawn row (an editor's trailing white space) do not widen
+    the maze; a short row is still padded with open cells."""
+    (maze,) = M.parse("#####  \n#S G#   \n#  \n#####\n", "m.txt")
+    assert M.to_rows(maze.grid) == ["#####", "#S G#", "#    ", "#####"]
+
+
+def test_looks_like_a_maze():
+    assert M.looks_like("\n".join(SMALL))
+    assert not M.looks_like("# 9x9 Sudoku, Generated (S, G)\n" + "." * 81)
+
+
 @pytest.mark.parametrize(
     "rows, message",
     [

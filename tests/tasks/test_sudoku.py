@@ -37,7 +37,7 @@ def ok(entries) -> list[Puzzle]:
 def test_box_shapes_and_vocab():
     shapes = {n: S.box_shape(n) for n in (4, 6, 8, 9, 12, 16)}
     assert shapes == {4: (2, 2), 6: (2, 3), 8: (2, 4), 9: (3, 3), 12: (3, 4), 16: (4, 4)}
-    assert S.vocab_size(9) == 11
+    assert S.vocab_size((9, 9)) == 11
 
 
 def test_tokens_and_line_round_trip():
@@ -315,3 +315,30 @@ def test_augment_keeps_pairs_valid(n):
     # each row gets its own transform
     same = S.augment(np.random.default_rng(0), x[:1].repeat(8, 0), y[:1].repeat(8, 0))[0]
     assert len({S.to_line(p) for p in same}) == 8
+
+
+def test_a_maze_file_says_so():
+    with pytest.raises(InputError, match="a maze\\? solve it with eqr-solve maze"):
+        S.parse("#####\n#S G#\n#####\n", "m.txt")
+
+
+@pytest.mark.parametrize("n", [4, 6, 9])
+def test_canonical_keys_are_the_same_for_every_augmented_copy(n):
+    """The split guard's key: every copy augment makes (relabelled, permuted, transposed
+    where boxes are square) has the key of the original, and different puzzles differ."""
+    from eqr_solve import data
+
+    rng = np.random.default_rng(n)
+    ds = data.generate("sudoku", 60, seed=n, n=n, blanks=n * n // 2)
+    keys = S.canonical_keys(ds.inputs)
+    assert keys == [S.canonical_key(g) for g in ds.inputs]
+    if n == 9:  # (small boards hold few essentially different puzzles: copies happen)
+        assert len(set(keys)) == len(keys)
+    for _ in range(3):
+        copies, _ = S.augment(rng, ds.inputs, ds.labels)
+        assert S.canonical_keys(copies) == keys
+    # one clue moved to another blank cell is another puzzle
+    g = ds.inputs[0].copy()
+    clue, blank = np.argwhere(g > S.BLANK)[0], np.argwhere(g == S.BLANK)[0]
+    g[tuple(blank)], g[tuple(clue)] = g[tuple(clue)], S.BLANK
+    assert S.canonical_key(g) != keys[0]
