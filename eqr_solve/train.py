@@ -406,13 +406,20 @@ class Trainer:
         self.opt = make_optimizer(self.model, cfg)
         self.step = 0
         self.train_seconds = 0.0
+        self.last_eval_seconds = 0.0  # train_seconds at the last held-out evaluation
         self.sample_segments = 0
         self.best_exact = -1.0  # best held-out exact so far (its weights: best.safetensors)
 
         sources = [build_source(s, self.kind, run_dir / "data" if rank == 0 else None)
                    for s in recipe["data"]]
-        for ds in sources:
-            assert_no_test_puzzles(ds)
+        for spec, ds in zip(recipe["data"], sources):
+            try:
+                assert_no_test_puzzles(ds)
+            except ValueError as e:
+                cached = run_dir / "data" / f"{spec['name']}.npz"
+                hint = (f"; {cached} was built by an older split guard: delete it and resume "
+                        "to rebuild it") if "path" not in spec and cached.exists() else ""
+                raise RecipeError(f"data {spec['name']!r}: {e}{hint}") from None
         weights_ = [float(s.get("weight", 1.0)) for s in recipe["data"]]
         start = [float(s.get("start_weight", s.get("weight", 1.0))) for s in recipe["data"]]
         self.data_counts = {s["name"]: len(ds) for s, ds in zip(recipe["data"], sources)}
@@ -436,6 +443,7 @@ class Trainer:
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"step": self.step, "train_seconds": self.train_seconds,
+                "last_eval_seconds": self.last_eval_seconds,
                 "sample_segments": self.sample_segments, "best_exact": self.best_exact,
                 "model": self.model.state_dict(), "ema": self.ema.state_dict(),
                 "optimizer": self.opt.state_dict(),
@@ -445,6 +453,8 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.step = state["step"]
         self.train_seconds = state["train_seconds"]
+        # (a checkpoint from before 2026-12-07 has no eval clock: count from the resume)
+        self.last_eval_seconds = state.get("last_eval_seconds", self.train_seconds)
         self.sample_segments = state["sample_segments"]
         self.best_exact = state.get("best_exact", -1.0)
         self.dtype = precision.DTYPES.get(state.get("dtype"), self.dtype)  # the run's own choice
@@ -473,7 +483,10 @@ class Trainer:
         state["shards"] = shard_states
         path = self.run_dir / "state.pt"
         tmp = path.with_name("state.pt.tmp")
-        torch.save(state, tmp)
+        with open(tmp, "wb") as out:  # on disk before it replaces the last good one
+            torch.save(state, out)
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, path)
         weights.save(self.ema, self.run_dir / "model.safetensors", self.kind, self.board,
                      self.provenance(final))
@@ -533,7 +546,9 @@ class Trainer:
     def evaluate(self, should_stop=lambda: False) -> dict:
         """Held-out accuracy of the EMA weights at B=1: exact and cell accuracy after
         ``eval_depth`` segments (the reference protocol), and exact accuracy and mean segments
-        with learned halting (``--halt act``, the CLI default). Raises ``Interrupted`` as soon
+        with learned halting (``--halt act`` with the solver's own min_steps 2 and no
+        ``q_accept``: the head's verdict, not the tuned CLI defaults, so that runs stay
+        comparable). Raises ``Interrupted`` as soon
         as ``should_stop()`` says so (checked after every segment)."""
         ds = self.eval_set
         t0 = time.perf_counter()
@@ -571,12 +586,21 @@ def log_record(path: Path, record: dict) -> None:
 
 
 def truncate_metrics(path: Path, step: int) -> None:
-    """After a resume, drop log lines from steps the restored checkpoint had not reached."""
+    """After a resume, drop log lines from steps the restored checkpoint had not reached, and
+    a line torn by a kill during its append."""
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
-    path.write_text("".join(line + "\n" for line in keep))
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("step", 0) <= step:
+            keep.append(line)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    os.replace(tmp, path)
 
 
 def setup_distributed() -> tuple[int, int, torch.device | None]:
@@ -707,7 +731,9 @@ def _run(recipe: dict, run_dir: Path, resume: bool, dev: torch.device, report, r
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     start = time.perf_counter()
-    last_log = last_ckpt = last_eval = start
+    last_log = last_ckpt = start
+    eval_every = cfg.eval_every_minutes * 60  # of training time, counted across resumes: a run
+    # stopped and resumed more often than this is still evaluated
     acc = torch.zeros(len(STATS))
     acc_steps, acc_t0 = 0, start
     try:
@@ -723,7 +749,8 @@ def _run(recipe: dict, run_dir: Path, resume: bool, dev: torch.device, report, r
             flags = torch.tensor([
                 now - last_log >= cfg.log_every_seconds or stop_now,
                 now - last_ckpt >= cfg.checkpoint_every_minutes * 60,
-                trainer.eval_set is not None and now - last_eval >= cfg.eval_every_minutes * 60,
+                trainer.eval_set is not None
+                and trainer.train_seconds - trainer.last_eval_seconds >= eval_every,
                 stop_now,
             ], dtype=torch.int32)
             if world > 1:
@@ -743,7 +770,7 @@ def _run(recipe: dict, run_dir: Path, resume: bool, dev: torch.device, report, r
                 last_ckpt = time.perf_counter()
             if eval_due and rank == 0:
                 eval_record(trainer, metrics, report, lambda: bool(stop["signal"]))
-                last_eval = time.perf_counter()
+                trainer.last_eval_seconds = trainer.train_seconds
         trainer.save(final=bool(cfg.max_steps and trainer.step >= cfg.max_steps))
         if trainer.eval_set is not None and not stop["signal"] and rank == 0:
             eval_record(trainer, metrics, report, lambda: bool(stop["signal"]))

@@ -357,7 +357,7 @@ def one_error_line(r, code: int = 2) -> str:
 @pytest.mark.parametrize("option", [
     ["--depth", "1000000000"], ["--depth", "0"], ["--depth", "1e20"], ["--breadth", "100001"],
     ["--seed", str(2**64)], ["--seed", "-1"], ["--noise", "nan"], ["--noise", "-1"],
-    ["--noise", "inf"], ["--tol", "nan"], ["--tol", "-1"], ["--min-steps", "-3"],
+    ["--noise", "inf"], ["--tol", "nan"], ["--tol", "-1"], ["--tol", "inf"], ["--min-steps", "-3"],
     ["--retries", "-1"], ["--budget", "-5"], ["--halt", "sometimes"],
 ])
 def test_option_out_of_bounds_is_refused_in_one_line(models, tmp_path, monkeypatch, option):

@@ -127,3 +127,37 @@ def test_kill_during_checkpoint_write_leaves_a_resumable_run(tmp_path, monkeypat
     a, _ = weights.load(str(tmp_path / "a" / "model.safetensors"))
     b, _ = weights.load(str(tmp_path / "b" / "model.safetensors"))
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+
+
+def test_resume_drops_a_torn_metrics_line(tmp_path):
+    """A kill during an append leaves half a JSON line; the resume drops it (and the lines
+    of steps the checkpoint had not reached) instead of failing on it."""
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text('{"step": 1, "lm_loss": 2.0}\n{"step": 5, "lm_loss": 1.0}\n'
+                       '{"step": 6, "lm_lo')
+    T.truncate_metrics(metrics, 5)
+    assert [json.loads(x)["step"] for x in metrics.read_text().splitlines()] == [1, 5]
+    T.truncate_metrics(metrics, 1)
+    assert [json.loads(x)["step"] for x in metrics.read_text().splitlines()] == [1]
+
+
+def test_the_eval_clock_survives_a_resume(run_dir):
+    """Evaluations are due by training time across resumes: a run stopped more often than
+    eval_every_minutes is still evaluated (here: 60 minutes of training "already" passed)."""
+    state = T.read_state(run_dir / "state.pt")
+    assert "last_eval_seconds" in state
+    state["last_eval_seconds"] = state["train_seconds"] - 3601
+    torch.save(state, run_dir / "state.pt")
+    T.run(tiny_recipe(max_steps=4), run_dir, resume=True)
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    # one due after the first resumed step, one at the end of the run
+    assert [r["step"] for r in lines if "eval" in r] == [3, 4, 4]
+
+
+def test_a_cached_source_the_guard_now_refuses_says_how_to_rebuild(run_dir, monkeypatch):
+    def guard(ds):
+        raise ValueError("training data holds 1 test puzzles, e.g. x:1")
+
+    monkeypatch.setattr(T, "assert_no_test_puzzles", guard)
+    with pytest.raises(RecipeError, match="easy.npz was built by an older split guard"):
+        T.run(tiny_recipe(max_steps=4), run_dir, resume=True)

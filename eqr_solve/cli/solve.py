@@ -32,6 +32,7 @@ from eqr_solve.cli import (
     TolOpt,
     WeightsOpt,
     app,
+    check_range,
     emit,
     err,
     line,
@@ -109,6 +110,8 @@ def solve_config(kind: str, protocol: Protocol, depth: int, breadth: int | None,
     from eqr_solve import protocol as P
     from eqr_solve.solver import SolveConfig, auto_select
 
+    if tol is not None:  # finite, as eval asks (the library also takes inf: settle at once)
+        check_range("--tol", tol, 0)
     given = {"halt": halt.value if halt else None, "retries": retries, "budget": budget,
              "select": None if select == Select.auto else select.value}
     s = P.apply(protocol.value, given)
