@@ -243,36 +243,30 @@ def check_compatible(info: ModelInfo, kind: str, shape: tuple[int, int]) -> None
 
 
 def list_bundled() -> list[ModelInfo]:
-    return _list_dir(bundled_dir())
+    return _scan(bundled_dir())[0]
 
 
 def list_user() -> list[ModelInfo]:
     """Models registered in ``user_dir()`` (bundled names win on a clash, as in resolve)."""
     bundled = {i.name for i in list_bundled()}
-    return [i for i in _list_dir(user_dir()) if i.name not in bundled]
+    return [i for i in _scan(user_dir())[0] if i.name not in bundled]
 
 
-def _list_dir(folder: Path) -> list[ModelInfo]:
-    out = []
+def _scan(folder: Path) -> tuple[list[ModelInfo], list[str]]:
+    """The readable models of a folder, and why each of its other model files is not one."""
+    infos, problems = [], []
     for path in sorted(folder.glob(f"*{SUFFIX}")):
         try:
-            out.append(read_info(path))
-        except WeightsError:
-            continue  # listed by unreadable()
-    return out
+            infos.append(read_info(path))
+        except WeightsError as e:
+            problems.append(str(e))
+    return infos, problems
 
 
 def unreadable() -> list[str]:
     """Why each model file in the bundled and registered folders that the lists above leave
     out cannot be read (a truncated copy, a foreign safetensors file), one line each."""
-    out = []
-    for folder in (bundled_dir(), user_dir()):
-        for path in sorted(folder.glob(f"*{SUFFIX}")):
-            try:
-                read_info(path)
-            except WeightsError as e:
-                out.append(str(e))
-    return out
+    return [line for folder in (bundled_dir(), user_dir()) for line in _scan(folder)[1]]
 
 
 # -- Hugging Face Hub ---------------------------------------------------------------------------

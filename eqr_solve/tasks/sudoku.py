@@ -216,7 +216,9 @@ def parse_with_answers(text: str, origin: str) -> list[Entry]:
     content = [(i, s.strip()) for i, s in enumerate(lines, 1) if s.strip()]
     content = [(i, s) for i, s in content if not s.startswith("#")]
     if not content:
-        if "S" in text and "G" in text:  # maze rows start with a wall, "#"
+        from eqr_solve.tasks import maze
+
+        if maze.looks_like(text):  # maze rows start with a wall, "#", read as comments here
             raise InputError("no Sudoku found: every line starts with '#' "
                              "(a maze? solve it with eqr-solve maze)")
         raise InputError("no puzzles found: the text is empty or only comments")
@@ -824,6 +826,13 @@ def _mix(x: np.ndarray, salt: int) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
+def _cell_groups(n: int) -> list[np.ndarray]:
+    """For each cell (row-major), its row, column, box, band and stack."""
+    br, bc = box_shape(n)
+    r, c = np.divmod(np.arange(n * n), n)
+    return [r, c, (r // br) * (n // bc) + c // bc, r // br, c // bc]
+
+
 def _structure_hash(x: np.ndarray, rounds: int = 4) -> np.ndarray:
     """[N, 2] uint64 hash of each puzzle's structure: colour refinement (Weisfeiler-Lehman)
     of the cells under "same row / column / box / band / stack / digit", starting from clue
@@ -831,31 +840,23 @@ def _structure_hash(x: np.ndarray, rounds: int = 4) -> np.ndarray:
     by what they hold. So relabelling digits, permuting bands, rows within a band, stacks and
     columns within a stack leave it unchanged."""
     N, n, _ = x.shape
-    br, bc = box_shape(n)
+    x = x.reshape(N, n * n)
     clue = x > BLANK
+    groups = _cell_groups(n)
+    members = [np.eye(g.max() + 1, dtype=np.uint64)[g] for g in groups]  # [cells, groups]
     with np.errstate(over="ignore"):
         c = _mix(clue.astype(np.uint64), 1)
         for _ in range(rounds):
             f = _mix(c, 2)
-            row = f.sum(2, keepdims=True)
-            col = f.sum(1, keepdims=True)
-            box = f.reshape(N, n // br, br, n // bc, bc).sum((2, 4), keepdims=True)
-            band = f.reshape(N, n // br, br * n).sum(2, keepdims=True)
-            stack = f.reshape(N, n, n // bc, bc).sum((1, 3), keepdims=True)
+            new = c.copy()
+            for salt, (g, m) in enumerate(zip(groups, members), 3):
+                new += _mix((f @ m)[:, g], salt)  # each cell: the hash sum over its group
             digit = np.zeros_like(f)
             for d in range(BLANK + 1, n + 2):
                 same = x == d
-                digit += same * (f * same).sum((1, 2), keepdims=True)
-            c = _mix(c + _mix(np.broadcast_to(row, f.shape), 3)
-                     + _mix(np.broadcast_to(col, f.shape), 4)
-                     + _mix(np.broadcast_to(box.reshape(N, n // br, 1, n // bc, 1),
-                                            (N, n // br, br, n // bc, bc)).reshape(N, n, n), 5)
-                     + _mix(np.broadcast_to(band.reshape(N, n // br, 1, 1),
-                                            (N, n // br, br, n)).reshape(N, n, n), 6)
-                     + _mix(np.broadcast_to(stack.reshape(N, 1, n // bc, 1),
-                                            (N, n, n // bc, bc)).reshape(N, n, n), 7)
-                     + _mix(digit, 8) * clue, 9)
-        return np.stack([_mix(c, 10).sum((1, 2)), _mix(c, 11).sum((1, 2))], axis=1)
+                digit += same * (f * same).sum(1, keepdims=True)
+            c = _mix(new + _mix(digit, 8) * clue, 9)
+        return np.stack([_mix(c, 10).sum(1), _mix(c, 11).sum(1)], axis=1)
 
 
 def canonical_keys(grids) -> list[bytes]:
