@@ -6,6 +6,8 @@
 # on 2 cores (bf16) for all three parts. Time per puzzle = wall time of the file / puzzles.
 #   bash train/eval-hard-cli.sh [defaults] [D64B64] [budget]   (no argument: all three)
 #   O=DIR SETS="minimal200 17clue-test188" bash train/eval-hard-cli.sh ...  (output, sets)
+#   W=FILE ... bash train/eval-hard-cli.sh ...  (another model than the bundled sudoku-9x9; any
+#   further solve options, e.g. --q-accept 2, in OPTS="...")
 # SETS applies to every part given (D64B64 on a forum set takes about an hour).
 # The defaults since 2026-12-06 (late: q_accept 2 in the bundle, --min-steps 4 for Sudoku) are
 # measured in docs/eval/hard-sets-2026-12-06-late; the earlier ones (q_accept 0, --min-steps 2)
@@ -30,8 +32,9 @@ done
 run() {  # SET TAG [OPTIONS]: JSON records, and the wall time in times.txt
   local set=$1 tag=$2; shift 2
   local t0; t0=$(date +%s.%N)
-  $E sudoku "data/hard/$set.txt" --json "$@" > "$O/$set-$tag.jsonl" || [ $? -eq 1 ]  # 1: some unsolved
-  echo "$set-$tag $(echo "$(date +%s.%N) - $t0" | bc) $*" >> "$O/times.txt"
+  # shellcheck disable=SC2086  # OPTS: words on purpose
+  $E sudoku "data/hard/$set.txt" --json ${W:+--weights "$W"} ${OPTS:-} "$@" > "$O/$set-$tag.jsonl" || [ $? -eq 1 ]  # 1: some unsolved
+  echo "$set-$tag $(echo "$(date +%s.%N) - $t0" | bc) ${W:+--weights $W} ${OPTS:-} $*" >> "$O/times.txt"
 }
 if part defaults; then
   for set in ${SETS:-minimal200 17clue-test188 top1465-first188 forum1106-first188 forum1905-test188}; do

@@ -5,18 +5,21 @@
 # at the defaults with three seeds per setting; the bundle's own q_accept is overridden on the
 # command line. Run on a quiet machine from the repository root; about 25 minutes (bf16).
 #   bash train/tune-sudoku-q-accept.sh [OUT_DIR]
+#   W=FILE SETTINGS="--q-accept 2 --min-steps 4|--q-accept 3 --min-steps 4" bash ... OUT_DIR
+#   (another model than the bundled sudoku-9x9, and other settings, separated by |)
 set -euo pipefail
 E=".venv/bin/eqr-solve"
 O=${1:-docs/eval/sudoku-9x9-q-accept-tune}
-R=data/tune/records  # 18 files of 0.4 MB: not committed, the summary is
-mkdir -p "$R" "$O"
+R=data/tune/records${W:+-$(echo "$W" | tr "/." "__")}  # 0.4 MB per file: not committed, the
+mkdir -p "$R" "$O"                                             # summary is
+SETTINGS=${SETTINGS:-"--q-accept 0 --min-steps 2|--q-accept 1 --min-steps 2|--q-accept 2 --min-steps 2|--q-accept 3 --min-steps 2|--q-accept 0 --min-steps 4|--q-accept 2 --min-steps 4"}
+IFS='|' read -r -a OPTS_LIST <<< "$SETTINGS"
 $E data sudoku --count 600 --minimal --seed 3001 --text --out data/tune/minimal600-3001
 for seed in 0 1 2; do
-  for opts in "--q-accept 0 --min-steps 2" "--q-accept 1 --min-steps 2" \
-              "--q-accept 2 --min-steps 2" "--q-accept 3 --min-steps 2" \
-              "--q-accept 0 --min-steps 4" "--q-accept 2 --min-steps 4"; do
+  for opts in "${OPTS_LIST[@]}"; do
     tag=$(echo "$opts" | tr -d ' -')
-    $E sudoku data/tune/minimal600-3001.txt --json --seed "$seed" $opts \
+    # shellcheck disable=SC2086  # opts: words on purpose
+    $E sudoku data/tune/minimal600-3001.txt --json --seed "$seed" ${W:+--weights "$W"} $opts \
       > "$R/seed$seed-$tag.jsonl" || [ $? -eq 1 ]  # exit 1: some unsolved
   done
 done

@@ -51,7 +51,8 @@ HALTS = ("both", "none", "act", "residual")
 def eval_(
     kind: Annotated[Kind, typer.Argument(help="Puzzle kind.")],
     data_specs: Annotated[list[str], typer.Option("--data", help="A dataset from `eqr-solve "
-                          "data`, shared:FILE[:split], or a puzzle file/folder (repeatable).")],
+                          "data`, shared:FILE[:split] (shared:FILE:holdout:N: the last N of its "
+                          "train split), or a puzzle file/folder (repeatable).")],
     weights_name: WeightsOpt = None,
     depth: Annotated[str, typer.Option("--depth", "-d", help="Depths, e.g. 1,4,16,64.")
                      ] = "1,4,16,64",

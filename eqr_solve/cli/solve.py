@@ -276,8 +276,8 @@ def sudoku(
 ) -> None:
     """Solve Sudoku puzzles (4x4, 6x6, 9x9, ...).
 
-    --protocol paper solves as the paper evaluates: --halt none --retries 0 --select residual
-    (window 3)."""
+    --protocol paper solves as the paper evaluates: --halt none --retries 0 --budget 0
+    --select residual (window 3)."""
     solve_command("sudoku", path, depth=depth, breadth=breadth, retries=retries, budget=budget,
                   race=race, halt=halt, min_steps=min_steps, tol=tol, select=select,
                   protocol=protocol, weights_name=weights, device=device, dtype_name=dtype,
