@@ -10,8 +10,9 @@
 set -euo pipefail
 E=".venv/bin/eqr-solve"
 O=${1:-docs/eval/sudoku-9x9-q-accept-tune}
-R=data/tune/records${W:+-$(echo "$W" | tr "/." "__")}  # 0.4 MB per file: not committed, the
-mkdir -p "$R" "$O"                                             # summary is
+# records: 0.4 MB per file, not committed (the summary is); one folder per model
+R=data/tune/records${W:+-$(echo "$W" | tr "/." "__")}
+mkdir -p "$R" "$O"
 SETTINGS=${SETTINGS:-"--q-accept 0 --min-steps 2|--q-accept 1 --min-steps 2|--q-accept 2 --min-steps 2|--q-accept 3 --min-steps 2|--q-accept 0 --min-steps 4|--q-accept 2 --min-steps 4"}
 IFS='|' read -r -a OPTS_LIST <<< "$SETTINGS"
 $E data sudoku --count 600 --minimal --seed 3001 --text --out data/tune/minimal600-3001

@@ -50,10 +50,8 @@ def widen(model: EqR) -> EqR:
             new[name] = both(t, 1) / 2 ** 0.5
         elif name.endswith("mix.weight"):  # depthwise [3, 3, D]
             new[name] = both(t, 2)
-        elif name.endswith("gate_up.weight"):  # [2F, D]: gate rows then up rows
-            gate, up = t.chunk(2, dim=0)
-            new[name] = torch.cat([both(gate, 0), both(up, 0)], dim=0)
-            new[name] = both(new[name], 1) / 2
+        elif name.endswith("gate_up.weight"):  # [2F, D]: gate rows then up rows, each doubled
+            new[name] = both(torch.cat([both(half, 0) for half in t.chunk(2, dim=0)]), 1) / 2
         elif name.endswith("down.weight"):  # [D, F] -> [2D, 2F]
             new[name] = both(both(t, 1), 0) / 2
         elif name in ("lm_head.weight", "q_head.weight"):  # [out, D]
@@ -64,8 +62,8 @@ def widen(model: EqR) -> EqR:
     return wide
 
 
-def check(model: EqR, ds, n: int, seed: int) -> tuple[float, float]:
-    cfg = SolveConfig(depth=64, breadth=1, halt="residual", tol=0.7, seed=seed)
+def check(model: EqR, ds, n: int) -> tuple[float, float]:
+    cfg = SolveConfig(depth=64, breadth=1, halt="residual", tol=0.7, seed=0)
     task = get_task(ds.kind)
     res = solve(model, ds.inputs[:n], cfg, check=task.is_solution)
     return float(np.mean([r.valid for r in res])), float(np.mean([r.steps for r in res]))
@@ -88,7 +86,7 @@ def main() -> None:
         ds = D.Dataset.load(args.check)
         for label, m in (("original", model), ("widened", wide)):
             with torch.no_grad():
-                acc, steps = check(m, ds, args.n, 0)
+                acc, steps = check(m, ds, args.n)
             print(f"{label}: exact {acc:.1%}, mean segments {steps:.1f} (n {args.n})")
 
 
