@@ -6,7 +6,8 @@
 # Usage: bash benchmarks/bf16_accuracy.sh [sudoku-9x9|maze|maze-card|small]
 set -euo pipefail
 E=".venv/bin/eqr-solve"
-O=docs/eval/bf16
+O=${O:-docs/eval/bf16}  # another folder: O=DIR bash ... (the bundled models are evaluated)
+mkdir -p "$O"
 run() {  # name, then eval arguments
   local name=$1; shift
   for dt in ${DTYPES:-fp32 bf16 bf16-fp32lat}; do

@@ -335,6 +335,31 @@ def bundle(src: Path, name: str, extra_meta: dict) -> Path:
     return dst
 
 
+def mix(a: Path, b: Path, alpha: float, dst: Path) -> Path:
+    """Write (1 - alpha)·A + alpha·B, tensor by tensor: a "model soup" of two checkpoints of
+    one run (they share a basin, so the average is a model too; docs/models.md, sudoku-9x9).
+    The metadata is A's, with each source's path and training progress under ``mixed_from``.
+    Refuses models of different configurations."""
+    if not 0.0 <= alpha <= 1.0:
+        raise InputError(f"--alpha {alpha}: a weight between 0 and 1")
+    model_a, info_a = load(str(a))
+    model_b, info_b = load(str(b))
+    if (info_a.config.to_dict(), info_a.kind, info_a.board) != (
+            info_b.config.to_dict(), info_b.kind, info_b.board):
+        raise WeightsError(f"{b}: not the same model configuration, kind and board as {a}")
+    sb = model_b.state_dict()
+    tensors = {k: ((1 - alpha) * v.float() + alpha * sb[k].float()).contiguous()
+               for k, v in model_a.state_dict().items()}
+    progress = ("step", "sample_segments", "train_hours", "final")  # per source, not the mix's
+    meta = {k: v for k, v in info_a.meta.items() if k not in progress}
+    meta["mixed_from"] = {"alpha": alpha, **{
+        name: {"path": str(path), **{k: info.meta[k] for k in progress if k in info.meta}}
+        for name, path, info in (("a", a, info_a), ("b", b, info_b))}}
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    _write(dst, tensors, info_a.config, info_a.kind, info_a.board, meta)
+    return dst
+
+
 EVAL_KEYS = ("depth", "breadth", "puzzles", "acc_residual", "acc_vote", "acc_q", "any_correct",
              "mean_nfe", "acc_retry", "mean_nfe_retry", "acc_race", "mean_nfe_race",
              "acc_race_q", "mean_nfe_race_q")

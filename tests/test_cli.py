@@ -284,6 +284,19 @@ def test_weights_bundle_records_eval(models, tmp_path):
     assert cell["acc_residual"] == 0.8 and cell["acc_retry"] == 0.9 and "acc_q" not in cell
 
 
+def test_weights_mix(models, tmp_path):
+    src = str(models / "sudoku-4x4.safetensors")
+    r = runner.invoke(app, ["weights", "mix", src, src, str(tmp_path / "m.safetensors"),
+                            "--alpha", "0.3"])
+    assert r.exit_code == 0, r.output
+    assert weights.read_info(tmp_path / "m.safetensors").meta["mixed_from"]["alpha"] == 0.3
+    r = runner.invoke(app, ["weights", "mix", src, src, str(tmp_path / "m.pt")])
+    assert r.exit_code == 2 and "must be a .safetensors file" in r.output
+    r = runner.invoke(app, ["weights", "mix", src, str(models / "maze.safetensors"),
+                            str(tmp_path / "n.safetensors")])
+    assert r.exit_code != 0 and "not the same model" in r.output
+
+
 def test_model_settings_travel_with_the_model(models, oracle, tmp_path):
     """A model bundled with --tol / --q-accept is solved (and evaluated) with its own values
     unless the option is given; a model without them gets the task's default (tol) or 0."""

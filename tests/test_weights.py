@@ -156,6 +156,34 @@ def test_bundle_merges_measured_accuracy(tmp_path, monkeypatch):
     weights.load("sudoku-4x4")
 
 
+def test_mix_averages_two_models_and_keeps_the_first_ones_metadata(tmp_path):
+    a = save_tiny(tmp_path / "a.safetensors", step=1)
+    torch.manual_seed(1)
+    b = EqR(tiny_config())
+    weights.save(b, tmp_path / "b.safetensors", "sudoku", (4, 4), {"step": 2})
+    dst = weights.mix(tmp_path / "a.safetensors", tmp_path / "b.safetensors", 0.25,
+                      tmp_path / "m.safetensors")
+    mixed, info = weights.load(str(dst))
+    assert "step" not in info.meta and info.meta["mixed_from"]["alpha"] == 0.25
+    assert (info.meta["mixed_from"]["a"]["step"], info.meta["mixed_from"]["b"]["step"]) == (1, 2)
+    sa, sb = a.state_dict(), b.state_dict()
+    for k, v in mixed.state_dict().items():
+        torch.testing.assert_close(v, 0.75 * sa[k] + 0.25 * sb[k])
+    assert any(not torch.equal(sa[k], sb[k]) for k in sa)  # the two really differ
+
+
+def test_mix_refuses_different_models_and_a_weight_outside_0_1(tmp_path):
+    save_tiny(tmp_path / "a.safetensors")
+    save_tiny(tmp_path / "b.safetensors", kind="sudoku", board=None)
+    with pytest.raises(weights.WeightsError, match="not the same model"):
+        weights.mix(tmp_path / "a.safetensors", tmp_path / "b.safetensors", 0.5,
+                    tmp_path / "m.safetensors")
+    with pytest.raises(weights.InputError, match="between 0 and 1"):
+        weights.mix(tmp_path / "a.safetensors", tmp_path / "a.safetensors", 1.5,
+                    tmp_path / "m.safetensors")
+    assert not (tmp_path / "m.safetensors").exists()
+
+
 def test_saved_model_is_readable_by_others_as_umask_allows(tmp_path):
     old = os.umask(0o022)
     try:

@@ -1,4 +1,4 @@
-"""``eqr-solve weights ...``: list, inspect, download, convert and bundle models."""
+"""``eqr-solve weights ...``: list, inspect, download, convert, mix and bundle models."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from rich.table import Table
 from eqr_solve.cli import JsonOpt, app, check_range, emit, out, warn
 from eqr_solve.errors import InputError
 
-weights_app = typer.Typer(help="List, inspect and download models.", no_args_is_help=True)
+weights_app = typer.Typer(help="List, inspect, download, convert, mix and bundle models.",
+                          no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 
 BoardOpt = Annotated[str | None, typer.Option(
@@ -183,3 +184,23 @@ def weights_bundle(
     if json_:
         return emit(info_record(weights.read_info(dst)))
     out.print(f"[green]✓[/] {escape(str(dst))}", soft_wrap=True)
+
+
+@weights_app.command("mix")
+def weights_mix(
+    a: Annotated[Path, typer.Argument(help="The first model (its metadata is kept).")],
+    b: Annotated[Path, typer.Argument(help="The second model, same configuration.")],
+    dst: Annotated[Path, typer.Argument(help="The model to write (.safetensors).")],
+    alpha: Annotated[float, typer.Option(help="Weight of the second model.")] = 0.5,
+    json_: JsonOpt = False,
+) -> None:
+    """Average two models' weights, (1 - alpha)·A + alpha·B (two checkpoints of one run)."""
+    from eqr_solve import weights
+
+    if dst.suffix != weights.SUFFIX:
+        raise InputError(f"{dst}: the output must be a {weights.SUFFIX} file")
+    weights.mix(a, b, alpha, dst)
+    if json_:
+        return emit(info_record(weights.read_info(dst)))
+    out.print(f"[green]✓[/] {escape(str(dst))}: (1 - {alpha})·{escape(a.name)} + "
+              f"{alpha}·{escape(b.name)}", soft_wrap=True)
