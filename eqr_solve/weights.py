@@ -344,8 +344,7 @@ def mix(a: Path, b: Path, alpha: float, dst: Path) -> Path:
         raise InputError(f"--alpha {alpha}: a weight between 0 and 1")
     model_a, info_a = load(str(a))
     model_b, info_b = load(str(b))
-    if (info_a.config.to_dict(), info_a.kind, info_a.board) != (
-            info_b.config.to_dict(), info_b.kind, info_b.board):
+    if (info_a.config, info_a.kind, info_a.board) != (info_b.config, info_b.kind, info_b.board):
         raise WeightsError(f"{b}: not the same model configuration, kind and board as {a}")
     sb = model_b.state_dict()
     tensors = {k: ((1 - alpha) * v.float() + alpha * sb[k].float()).contiguous()

@@ -39,6 +39,13 @@ def info_row(info) -> list[str]:
             f"{trained:,}" if trained else "-", str(info.path)]
 
 
+def check_output(dst: Path) -> None:
+    from eqr_solve import weights
+
+    if dst.suffix != weights.SUFFIX:
+        raise InputError(f"{dst}: the output must be a {weights.SUFFIX} file")
+
+
 def parse_board(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
@@ -138,8 +145,7 @@ def weights_convert(
     any of its code) into an eqr-solve model; EMA weights when the checkpoint has them."""
     from eqr_solve import official, weights
 
-    if dst.suffix != weights.SUFFIX:
-        raise InputError(f"{dst}: the output must be a {weights.SUFFIX} file")
+    check_output(dst)
     conv = official.convert_file(src, dst, parse_board(board))
     if json_:
         return emit(info_record(weights.read_info(dst)))
@@ -197,8 +203,7 @@ def weights_mix(
     """Average two models' weights, (1 - alpha)·A + alpha·B (two checkpoints of one run)."""
     from eqr_solve import weights
 
-    if dst.suffix != weights.SUFFIX:
-        raise InputError(f"{dst}: the output must be a {weights.SUFFIX} file")
+    check_output(dst)
     weights.mix(a, b, alpha, dst)
     if json_:
         return emit(info_record(weights.read_info(dst)))
