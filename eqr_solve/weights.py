@@ -64,13 +64,13 @@ def save(model: EqR, path: Path | str, kind: str, board: tuple[int, int] | None,
          meta: dict | None = None) -> None:
     """Write weights + metadata atomically (a crash never leaves a half-written file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
     _write(path, tensors, model.cfg, kind, board, meta or {})
 
 
 def _write(path: Path, tensors: dict, config: EqRConfig, kind: str,
            board: tuple[int, int] | None, meta: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": FORMAT, "config": json.dumps(config.to_dict()), "kind": kind,
                 "board": json.dumps(list(board) if board else None), "meta": json.dumps(meta)}
     tmp = path.with_name(path.name + ".tmp")
@@ -329,7 +329,6 @@ def bundle(src: Path, name: str, extra_meta: dict) -> Path:
         raise WeightsError(f"bad model name {name!r}: a plain file name, no '/' or leading '.'")
     model, info = load(str(src))  # every check a solve would make, before anything is written
     dst = bundled_dir() / f"{name}{SUFFIX}"
-    dst.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     _write(dst, tensors, info.config, info.kind, info.board, dict(info.meta, **extra_meta))
     return dst
@@ -354,7 +353,6 @@ def mix(a: Path, b: Path, alpha: float, dst: Path) -> Path:
     meta["mixed_from"] = {"alpha": alpha, **{
         name: {"path": str(path), **{k: info.meta[k] for k in progress if k in info.meta}}
         for name, path, info in (("a", a, info_a), ("b", b, info_b))}}
-    dst.parent.mkdir(parents=True, exist_ok=True)
     _write(dst, tensors, info_a.config, info_a.kind, info_a.board, meta)
     return dst
 
