@@ -106,13 +106,16 @@ def load_models(kind: str, shapes, weights_name: str | None, device, dtype) -> d
 
 def solve_groups(kind: str, puzzles: list[Puzzle], cfg: SolveConfig, models: dict,
                  progress: Callable[[str, int], tuple | None] | None = None,
-                 model_settings: Sequence[str] = ()) -> Iterator[Group]:
+                 model_settings: Sequence[str] = (),
+                 on_result: Callable[[int, Result, str, SolveConfig], None] | None = None,
+                 ) -> Iterator[Group]:
     """Solve the puzzles one shape group at a time with ``models`` (from ``load_models``),
-    yielding each group as soon as it is done. ``progress(label, total)`` may return a pair of
-    callbacks ``(advance(n), grow(n))`` for the solver's progress and retries. For each name in
-    ``model_settings`` (``tol``, ``q_accept``, ``budget``: the ones the user left unset), the
-    model's own value for this puzzle size (``weights.model_setting``) replaces the ``cfg``
-    field."""
+    yielding each group as soon as it is done; ``on_result(i, result, model_name, cfg)`` gets
+    each puzzle (``i``: its position in ``puzzles``) as soon as its answer is final.
+    ``progress(label, total)`` may return a pair of callbacks ``(advance(n), grow(n))`` for
+    the solver's progress and retries. For each name in ``model_settings`` (``tol``,
+    ``q_accept``, ``budget``: the ones the user left unset), the model's own value for this
+    puzzle size (``weights.model_setting``) replaces the ``cfg`` field."""
     task = get_task(kind)
     run_cfg = cfg
     for shape, idx in shape_groups(puzzles).items():
@@ -124,6 +127,9 @@ def solve_groups(kind: str, puzzles: list[Puzzle], cfg: SolveConfig, models: dic
             if progress else None
         advance, grow = hooks if hooks else (None, None)
         t0 = time.perf_counter()
+        each = None if on_result is None else \
+            (lambda p, r, idx=idx, name=info.name, cfg=cfg: on_result(idx[p], r, name, cfg))
         results = solver.solve(model, grids, cfg, check=task.is_solution, progress=advance,
-                               on_retry=grow, no_answer=getattr(task, "no_answer", None))
+                               on_retry=grow, no_answer=getattr(task, "no_answer", None),
+                               on_result=each)
         yield Group(info.name, shape, idx, results, time.perf_counter() - t0, cfg)

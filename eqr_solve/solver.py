@@ -226,11 +226,14 @@ class _Run:
 
 @torch.inference_mode()
 def run_trajectories(
-    model: EqR, grids: np.ndarray, cfg: SolveConfig, progress: Callable[[int], None] | None = None
+    model: EqR, grids: np.ndarray, cfg: SolveConfig, progress: Callable[[int], None] | None = None,
+    on_puzzle: Callable[[int, _Run], None] | None = None,
 ) -> tuple[_Run, float]:
     """Run ``breadth`` trajectories for each grid in ``grids [P, H, W]``; returns the records.
 
-    ``progress(n)`` is called with the number of trajectories that finished after each segment.
+    ``progress(n)`` is called with the number of trajectories that finished after each segment;
+    ``on_puzzle(p, run)`` as soon as every restart of grid ``p`` has finished (or, in a race,
+    will never start), so a caller can use its answer before the others are done.
     """
     P, H, W = grids.shape
     L, B = H * W, cfg.breadth
@@ -243,6 +246,13 @@ def run_trajectories(
     inputs_all = torch.as_tensor(grids, device=device)
     run = _Run(n_rows, (H, W), cfg)
     done = np.zeros(P, dtype=bool)  # race: puzzles one of whose restarts has settled
+    left = np.full(P, B)  # restarts of each puzzle not yet finished
+
+    def finished(puzzles: np.ndarray) -> None:
+        np.subtract.at(left, puzzles, 1)
+        if on_puzzle is not None:
+            for p in np.unique(puzzles[left[puzzles] == 0]):
+                on_puzzle(int(p), run)
     latent_dtype = torch.float32 if cfg.fp32_latents else next(model.parameters()).dtype
 
     next_row = 0
@@ -254,6 +264,7 @@ def run_trajectories(
     while next_row < n_rows or len(rows):
         while next_row < n_rows and done[next_row // B]:  # race: a finished puzzle's
             next_row += 1  # pending restarts never start
+            finished(np.array([(next_row - 1) // B]))
             if progress is not None:
                 progress(1)
         if next_row < n_rows and len(rows) < max_rows:  # top the batch up
@@ -294,6 +305,7 @@ def run_trajectories(
             steps.cpu().numpy(), halted.cpu().numpy(), settled.cpu().numpy(),
         )
         keep = ~halted
+        finished((rows[halted] // B).cpu().numpy())
         if progress is not None:
             progress(int(halted.sum()))
         rows, steps, carry = rows[keep], steps[keep], out.carry[keep]
@@ -369,6 +381,7 @@ def solve(
     progress: Callable[[int], None] | None = None,
     on_retry: Callable[[int], None] | None = None,
     no_answer: Callable[[np.ndarray], np.ndarray] | None = None,
+    on_result: Callable[[int, Result], None] | None = None,
 ) -> list[Result]:
     """Solve every puzzle (token grids of one shape) and pick one restart per puzzle.
 
@@ -378,7 +391,9 @@ def solve(
     next attempt of ``stages(cfg)`` (more restarts, then deeper and broader ones within
     ``cfg.budget``), and the choice is made among all of its restarts: compute is spent only
     where the earlier attempts found no attractor. ``on_retry(n)`` is told how many
-    trajectories an attempt adds, before they run.
+    trajectories an attempt adds, before they run. ``on_result(p, result)`` gets each
+    puzzle's result as soon as it is final (a long run can be followed puzzle by puzzle; the
+    order is that of finishing, not of ``grids``).
 
     ``no_answer(puzzle)`` is the task's answer for a puzzle without one (mazes: no path).
     Under ``select='q'`` it replaces the chosen answer when even the highest halting logit is
@@ -391,58 +406,74 @@ def solve(
     if grids.ndim != 3:
         raise ValueError("grids must be [P, H, W]")
     P = len(grids)
-    plan = stages(cfg)
+    plan = stages(cfg) if cfg.halt != "none" else stages(cfg)[:1]  # nothing ever "settles"
     pools: list[_Restarts | None] = [None] * P
+    results: list[Result | None] = [None] * P
     used = np.zeros(P, dtype=np.int64)
     todo, seconds, total_steps = list(range(P)), 0.0, 0
     for k, (depth, breadth) in enumerate(plan):
-        if k and cfg.halt == "none":
-            break  # without a halting rule nothing ever "settles": no later stage
         if k and on_retry is not None:
             on_retry(len(todo) * breadth)
         stage = replace(cfg, depth=depth, breadth=breadth, seed=(cfg.seed + k) % (MAX_SEED + 1),
                         record_depths=cfg.record_depths if k == 0 else ())
-        run, secs = run_trajectories(model, grids[todo], stage, progress)
-        seconds, total_steps = seconds + secs, total_steps + int(run.steps.sum())
-        for i, p in enumerate(todo):
-            more = _Restarts.of(run, slice(i * breadth, (i + 1) * breadth))
+        clock = (time.perf_counter(), seconds, total_steps)  # this attempt's start
+
+        def finished(i: int, run: _Run, k=k, breadth=breadth, todo=todo, clock=clock) -> None:
+            """Puzzle ``todo[i]``'s restarts of attempt k are done: add them to its pool, and
+            answer it now unless it goes on to the next attempt."""
+            p, rows = todo[i], slice(i * breadth, (i + 1) * breadth)
+            more = _Restarts.of(run, rows)
             pools[p] = more if pools[p] is None else pools[p] + more
             used[p] = k + 1
-        todo = [p for i, p in enumerate(todo)
-                if not run.settled[i * breadth:(i + 1) * breadth].any()]
+            if k == len(plan) - 1 or run.settled[rows].any():
+                start, secs_before, steps_before = clock
+                spent = secs_before + time.perf_counter() - start
+                results[p] = _result(pools[p], grids[p], cfg, int(used[p]), check, no_answer,
+                                     spent / max(1, steps_before + int(run.steps.sum())))
+                if on_result is not None:
+                    on_result(p, results[p])
+
+        run, secs = run_trajectories(model, grids[todo], stage, progress, finished)
+        seconds, total_steps = seconds + secs, total_steps + int(run.steps.sum())
+        todo = [p for p in todo if results[p] is None]
         if not todo:
             break
-    results = []
-    for p, r in enumerate(pools):
-
-        def is_valid(answer, puzzle=grids[p]):
-            return bool(check(puzzle, answer))
-
-        # a race answers with a restart that settled (the others were cut short)
-        pick = np.flatnonzero(r.settled) if cfg.race and r.settled.any() else \
-            np.arange(len(r.steps))
-        choice = int(pick[select_restart(
-            cfg.select, r.answers[pick], r.scores[pick], r.q_last[pick],
-            is_valid if check is not None else None,
-        )])
-        s = int(r.steps[choice])
-        nfe = int(r.steps.sum())
-        rejected = no_answer is not None and cfg.select == "q" and r.q_last[choice] <= cfg.q_accept
-        answer = no_answer(grids[p]) if rejected else r.answers[choice].copy()
-        results.append(Result(
-            answer=answer,
-            valid=None if check is None else bool(check(grids[p], answer)),
-            steps=s,
-            nfe=nfe,
-            restart=choice,
-            residuals=[float(x) for x in r.residuals[choice, 1:s]],
-            q=[float(x) for x in r.q[choice, :s]],
-            seconds=seconds * nfe / max(1, total_steps),
-            restart_steps=r.steps.copy(),
-            restart_scores=r.scores.copy(),
-            stages=int(used[p]),
-            rejected=bool(rejected),
-            depth=int(r.depths[choice]),
-            frames=None if r.frames is None else r.frames[choice],
-        ))
     return results
+
+
+def _result(r: _Restarts, puzzle: np.ndarray, cfg: SolveConfig, stages_used: int,
+            check: Callable[[np.ndarray, np.ndarray], bool] | None,
+            no_answer: Callable[[np.ndarray], np.ndarray] | None,
+            seconds_per_step: float) -> Result:
+    """One puzzle's answer: the restart its selection rule picks among all of its restarts."""
+
+    def is_valid(answer):
+        return bool(check(puzzle, answer))
+
+    # a race answers with a restart that settled (the others were cut short)
+    pick = np.flatnonzero(r.settled) if cfg.race and r.settled.any() else \
+        np.arange(len(r.steps))
+    choice = int(pick[select_restart(
+        cfg.select, r.answers[pick], r.scores[pick], r.q_last[pick],
+        is_valid if check is not None else None,
+    )])
+    s = int(r.steps[choice])
+    nfe = int(r.steps.sum())
+    rejected = no_answer is not None and cfg.select == "q" and r.q_last[choice] <= cfg.q_accept
+    answer = no_answer(puzzle) if rejected else r.answers[choice].copy()
+    return Result(
+        answer=answer,
+        valid=None if check is None else bool(check(puzzle, answer)),
+        steps=s,
+        nfe=nfe,
+        restart=choice,
+        residuals=[float(x) for x in r.residuals[choice, 1:s]],
+        q=[float(x) for x in r.q[choice, :s]],
+        seconds=seconds_per_step * nfe,
+        restart_steps=r.steps.copy(),
+        restart_scores=r.scores.copy(),
+        stages=stages_used,
+        rejected=bool(rejected),
+        depth=int(r.depths[choice]),
+        frames=None if r.frames is None else r.frames[choice],
+    )

@@ -36,12 +36,16 @@ def oracle(monkeypatch):
     """Replace the network's answers with the exact solver's, to test the CLI plumbing."""
     real = solver.solve
 
-    def solve(model, grids, cfg=None, check=None, progress=None, on_retry=None, no_answer=None):
-        results = real(model, grids, cfg, check, progress, on_retry, no_answer)
-        for r, g in zip(results, grids):
+    def solve(model, grids, cfg=None, check=None, progress=None, on_retry=None, no_answer=None,
+              on_result=None):
+        def exact(p, r):  # before the result is handed over (the CLI writes it at once)
+            g = grids[p]
             r.answer = sudoku.solve(g) if g.shape[0] == 4 and g.max() <= 5 else maze.solve(g)
             r.valid = bool(check(g, r.answer))
-        return results
+            if on_result is not None:
+                on_result(p, r)
+
+        return real(model, grids, cfg, check, progress, on_retry, no_answer, exact)
 
     monkeypatch.setattr(solver, "solve", solve)
 
@@ -462,6 +466,29 @@ def test_json_records_are_written_per_shape_group(models, oracle, tmp_path, monk
     assert seen == [(0, 0), (1, 1), (2, 2)]  # three shapes: 5x5, then 3x5, then 3x6
     assert [json.loads(x)["source"] for x in r.stdout.splitlines()] == [
         f"{path}:1", f"{path}:7", f"{path}:11"]
+
+
+def test_json_records_are_written_before_their_group_ends(models, tmp_path, monkeypatch):
+    """A long run shows progress in JSON too: each record is out as soon as its puzzle is
+    final, before the solver returns the group."""
+    import sys
+
+    written = []
+    real = solver.solve
+
+    def solve(*a, **k):
+        results = real(*a, **k)
+        sys.stdout.flush()
+        written.append(sys.stdout.buffer.getvalue().count(b"\n"))
+        return results
+
+    monkeypatch.setattr(solver, "solve", solve)
+    path = write(tmp_path, "p.txt", "1...........3..2\n.2..........3..1\n4...........3..2\n")
+    r = runner.invoke(app, ["sudoku", str(path), "--depth", "2", "--json"])
+    assert r.exit_code == 1, r.output  # a random model: wrong answers
+    assert written == [3]
+    assert sorted(json.loads(x)["source"] for x in r.stdout.splitlines()) == [
+        f"{path}:{i}" for i in (1, 2, 3)]
 
 
 def test_bad_file_in_a_folder_only_skips_that_file(models, oracle, tmp_path):

@@ -186,13 +186,15 @@ def test_only_unsettled_puzzles_escalate(tiny_model, monkeypatch):
     grids = np.random.default_rng(0).integers(1, 6, (2, 4, 4)).astype(np.uint8)
     real = S.run_trajectories
 
-    def fake(model, g, cfg, progress=None):
+    def fake(model, g, cfg, progress=None, on_puzzle=None):
         run, seconds = real(model, g, cfg, progress)
         # the first puzzle "settles" (its restarts stop at step 2), the second never does
         first = np.flatnonzero(np.isin(np.arange(len(g) * cfg.breadth) // cfg.breadth,
                                        [i for i, x in enumerate(g) if (x == grids[0]).all()]))
         run.steps[first] = np.minimum(run.steps[first], 2)
         run.settled[first] = True
+        for i in range(len(g)):
+            on_puzzle(i, run)
         return run, seconds
 
     monkeypatch.setattr(S, "run_trajectories", fake)
@@ -282,3 +284,19 @@ def test_a_rejected_answer_becomes_the_tasks_no_answer(tiny_model):
                      (rejecting, replace(cfg, q_accept=-5.5))):
         for r in solve(model, g, c, no_answer=lambda p: blank):
             assert not r.rejected and not np.array_equal(r.answer, blank)
+
+
+@pytest.mark.parametrize("race", [False, True])
+def test_each_result_is_handed_over_as_soon_as_it_is_final(tiny_model, race):
+    """on_result gets every puzzle once, with the result solve returns, and the first one
+    while later puzzles are still running (one trajectory in flight at a time)."""
+    events = []
+    cfg = SolveConfig(depth=3, breadth=2, retries=2, budget=100, halt="act", race=race,
+                      max_rows=1, seed=2)
+    res = solve(tiny_model, grids(4), cfg, progress=lambda n: events.append(("ran", n)),
+                on_result=lambda p, r: events.append(("result", p, r)))
+    handed = [e for e in events if e[0] == "result"]
+    assert sorted(e[1] for e in handed) == [0, 1, 2, 3]
+    assert all(res[p] is r for _, p, r in handed)
+    first = events.index(handed[0])
+    assert sum(e[1] for e in events[first:] if e[0] == "ran") > 0

@@ -177,7 +177,8 @@ QAcceptOpt = Annotated[float | None, typer.Option(
 NoiseOpt = Annotated[float | None, typer.Option(help="Noise scale β at inference "
                                                      "(default: the model's).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON Lines records on stdout (one per "
-                                                      "result), no human text.")]
+                                                      "result, written as each is done), no human "
+                                                      "text.")]
 ProtocolOpt = Annotated[Protocol, typer.Option(
     help="paper: the EqR paper's evaluation (every trajectory runs all D segments, no "
          "halting or retries, top-1 by the mean logit change over the last 3 segments); "

@@ -206,16 +206,21 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
         budget = apply(protocol.value, {"budget": budget})["budget"]  # paper: 0
         unset = [k for k, v in (("tol", tol), ("q_accept", q_accept), ("budget", budget))
                  if v is None]
-        for group in records.solve_groups(kind, puzzles, cfg, models, hooks, unset):
-            summary.append(group.summary())
-            for i, r in zip(group.index, group.results):
-                results[i] = r
-                record = records.solve_record(kind, puzzles[i], group.model, r, group.cfg,
+        def written(i: int, r, model_name: str, group_cfg) -> None:
+            """Each puzzle's record goes out as soon as it is final (a long run shows its
+            progress in JSON too), in the order puzzles finish."""
+            if as_json or sink is not None:
+                record = records.solve_record(kind, puzzles[i], model_name, r, group_cfg,
                                               dtype, dev)
                 if as_json:
                     emit(record)
                 if sink is not None:
                     emit(record, sink)
+
+        for group in records.solve_groups(kind, puzzles, cfg, models, hooks, unset, written):
+            summary.append(group.summary())
+            for i, r in zip(group.index, group.results):
+                results[i] = r
 
     if not as_json:
         show_boards = boards if boards is not None else len(puzzles) <= 10
