@@ -409,7 +409,6 @@ def solve(
     plan = stages(cfg) if cfg.halt != "none" else stages(cfg)[:1]  # nothing ever "settles"
     pools: list[_Restarts | None] = [None] * P
     results: list[Result | None] = [None] * P
-    used = np.zeros(P, dtype=np.int64)
     todo, seconds, total_steps = list(range(P)), 0.0, 0
     for k, (depth, breadth) in enumerate(plan):
         if k and on_retry is not None:
@@ -424,11 +423,10 @@ def solve(
             p, rows = todo[i], slice(i * breadth, (i + 1) * breadth)
             more = _Restarts.of(run, rows)
             pools[p] = more if pools[p] is None else pools[p] + more
-            used[p] = k + 1
             if k == len(plan) - 1 or run.settled[rows].any():
                 start, secs_before, steps_before = clock
                 spent = secs_before + time.perf_counter() - start
-                results[p] = _result(pools[p], grids[p], cfg, int(used[p]), check, no_answer,
+                results[p] = _result(pools[p], grids[p], cfg, k + 1, check, no_answer,
                                      spent / max(1, steps_before + int(run.steps.sum())))
                 if on_result is not None:
                     on_result(p, results[p])
