@@ -491,6 +491,25 @@ def test_json_records_are_written_before_their_group_ends(models, tmp_path, monk
         f"{path}:{i}" for i in (1, 2, 3)]
 
 
+def test_ctrl_c_says_how_many_records_were_kept_and_where(models, tmp_path, monkeypatch):
+    """An interrupted run keeps the records already written and says so before 'aborted'."""
+    real = solver.solve
+
+    def solve(*a, on_result=None, **k):
+        def first_then_ctrl_c(p, r):
+            on_result(p, r)
+            raise KeyboardInterrupt
+        return real(*a, on_result=first_then_ctrl_c, **k)
+
+    monkeypatch.setattr(solver, "solve", solve)
+    path = write(tmp_path, "p.txt", "1...........3..2\n.2..........3..1\n4...........3..2\n")
+    r = runner.invoke(app, ["sudoku", str(path), "--depth", "2", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 130, r.output
+    out_file = tmp_path / "o" / "eqr-solve-sudoku.jsonl"
+    assert len(out_file.read_text().splitlines()) == 1
+    assert r.stderr.splitlines()[-2:] == [f"1 of 3 records written to {out_file}", "aborted"]
+
+
 def test_bad_file_in_a_folder_only_skips_that_file(models, oracle, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

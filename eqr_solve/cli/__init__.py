@@ -75,6 +75,10 @@ class OutputClosed(Exception):
     """stdout's reader went away; click would turn this into exit 1, "no valid answer"."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C inside a command; typer would turn it into a silent exit 130."""
+
+
 class Commands(TyperGroup):
     """The app's command group: runs a command and maps what escapes it to an exit code."""
 
@@ -83,6 +87,8 @@ class Commands(TyperGroup):
             return super().invoke(ctx)
         except BrokenPipeError:
             raise OutputClosed from None
+        except KeyboardInterrupt:
+            raise Interrupted from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
@@ -99,7 +105,7 @@ class Commands(TyperGroup):
         except OutputClosed:  # quietly, and no second error when stdout is flushed at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             code = 141
-        except (typer.Abort, KeyboardInterrupt):  # Ctrl-C (click turns it into Abort)
+        except (Interrupted, typer.Abort, KeyboardInterrupt):  # Ctrl-C
             err.print("aborted", style="yellow")
             code = 130
         except EqrError as e:

@@ -206,10 +206,13 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
         budget = apply(protocol.value, {"budget": budget})["budget"]  # paper: 0
         unset = [k for k, v in (("tol", tol), ("q_accept", q_accept), ("budget", budget))
                  if v is None]
+        n_written = [0]
+
         def written(i: int, r, model_name: str, group_cfg) -> None:
             """Each puzzle's record goes out as soon as it is final (a long run shows its
             progress in JSON too), in the order puzzles finish."""
             if as_json or sink is not None:
+                n_written[0] += 1
                 record = records.solve_record(kind, puzzles[i], model_name, r, group_cfg,
                                               dtype, dev)
                 if as_json:
@@ -217,10 +220,20 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
                 if sink is not None:
                     emit(record, sink)
 
-        for group in records.solve_groups(kind, puzzles, cfg, models, hooks, unset, written):
-            summary.append(group.summary())
-            for i, r in zip(group.index, group.results):
-                results[i] = r
+        try:
+            for group in records.solve_groups(kind, puzzles, cfg, models, hooks, unset,
+                                              written):
+                summary.append(group.summary())
+                for i, r in zip(group.index, group.results):
+                    results[i] = r
+        except KeyboardInterrupt:  # say what is kept, then the app's one "aborted" line
+            if sink is not None:
+                err.print(f"{n_written[0]} of {len(puzzles)} records written to {out_file}",
+                          style="yellow", markup=False, soft_wrap=True)
+            elif as_json:
+                err.print(f"{n_written[0]} of {len(puzzles)} records written",
+                          style="yellow")
+            raise
 
     if not as_json:
         show_boards = boards if boards is not None else len(puzzles) <= 10
