@@ -491,23 +491,76 @@ def test_json_records_are_written_before_their_group_ends(models, tmp_path, monk
         f"{path}:{i}" for i in (1, 2, 3)]
 
 
-def test_ctrl_c_says_how_many_records_were_kept_and_where(models, tmp_path, monkeypatch):
-    """An interrupted run keeps the records already written and says so before 'aborted'."""
+def ctrl_c_after(first: int, monkeypatch) -> None:
+    """Make the solver hand over `first` results, then be interrupted (Ctrl-C)."""
     real = solver.solve
+    handed = [0]
 
     def solve(*a, on_result=None, **k):
-        def first_then_ctrl_c(p, r):
+        def then_ctrl_c(p, r):
+            if handed[0] == first:
+                raise KeyboardInterrupt
+            handed[0] += 1
             on_result(p, r)
-            raise KeyboardInterrupt
-        return real(*a, on_result=first_then_ctrl_c, **k)
+        return real(*a, on_result=then_ctrl_c, **k)
 
     monkeypatch.setattr(solver, "solve", solve)
-    path = write(tmp_path, "p.txt", "1...........3..2\n.2..........3..1\n4...........3..2\n")
+
+
+THREE_4x4 = "1...........3..2\n.2..........3..1\n4...........3..2\n"
+
+
+@pytest.mark.parametrize("json_", [False, True])
+def test_ctrl_c_says_how_many_records_were_kept_and_where(models, tmp_path, monkeypatch,
+                                                          json_):
+    """An interrupted run keeps the records already written and says so before 'aborted'."""
+    ctrl_c_after(1, monkeypatch)
+    path = write(tmp_path, "p.txt", THREE_4x4)
+    out_file = tmp_path / "o" / "eqr-solve-sudoku.jsonl"
+    r = runner.invoke(app, ["sudoku", str(path), "--depth", "2", "--out", str(tmp_path / "o")]
+                      + ["--json"] * json_)
+    assert r.exit_code == 130, r.output
+    assert len(out_file.read_text().splitlines()) == 1
+    assert len(r.stdout.splitlines()) == (1 if json_ else 0)
+    assert r.stderr.splitlines()[-2:] == [f"1 of 3 records written to {out_file}", "aborted"]
+
+
+def test_ctrl_c_with_json_only_counts_stdout_records(models, tmp_path, monkeypatch):
+    ctrl_c_after(2, monkeypatch)
+    path = write(tmp_path, "p.txt", THREE_4x4)
+    r = runner.invoke(app, ["sudoku", str(path), "--depth", "2", "--json"])
+    assert r.exit_code == 130, r.output
+    assert len(r.stdout.splitlines()) == 2
+    assert r.stderr.splitlines()[-2:] == ["2 of 3 records written", "aborted"]
+
+
+def test_ctrl_c_while_boards_are_shown_says_every_record_is_kept(models, tmp_path,
+                                                                  monkeypatch):
+    from eqr_solve.cli import solve as solve_cli
+
+    def board(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(solve_cli.render, "board", board)
+    path = write(tmp_path, "p.txt", THREE_4x4)
     r = runner.invoke(app, ["sudoku", str(path), "--depth", "2", "--out", str(tmp_path / "o")])
     assert r.exit_code == 130, r.output
     out_file = tmp_path / "o" / "eqr-solve-sudoku.jsonl"
-    assert len(out_file.read_text().splitlines()) == 1
-    assert r.stderr.splitlines()[-2:] == [f"1 of 3 records written to {out_file}", "aborted"]
+    assert r.stderr.splitlines()[-2:] == [f"3 of 3 records written to {out_file}", "aborted"]
+
+
+def test_ctrl_c_in_any_command_says_aborted(models, tmp_path, monkeypatch):
+    """typer would end a command on Ctrl-C silently; every command says it was aborted."""
+    from eqr_solve import evaluate
+
+    def evaluate_(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "evaluate", evaluate_)
+    path = write(tmp_path, "p.txt", THREE_4x4)
+    r = runner.invoke(app, ["eval", "sudoku", "--data", str(path), "--depth", "2"])
+    assert r.exit_code == 130, r.output
+    assert r.stderr.splitlines()[-1] == "aborted"
 
 
 def test_bad_file_in_a_folder_only_skips_that_file(models, oracle, tmp_path):

@@ -198,7 +198,10 @@ def test_only_unsettled_puzzles_escalate(tiny_model, monkeypatch):
         return run, seconds
 
     monkeypatch.setattr(S, "run_trajectories", fake)
-    res = S.solve(tiny_model, grids, SolveConfig(depth=4, retries=2, budget=100, halt="act"))
+    handed = []
+    res = S.solve(tiny_model, grids, SolveConfig(depth=4, retries=2, budget=100, halt="act"),
+                  on_result=lambda p, r: handed.append((p, r.stages)))
+    assert handed == [(0, 1), (1, 3)]  # each once, the escalated one after its last stage
     assert res[0].stages == 1 and len(res[0].restart_steps) == 1
     assert res[1].stages == 3 and len(res[1].restart_steps) == 1 + 2 + 4
     assert res[1].nfe == 4 + 2 * 4 + 4 * 16

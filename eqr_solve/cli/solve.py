@@ -142,7 +142,7 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
                   device: str, dtype_name: str, seed: int, noise: float | None, as_json: bool,
                   out_dir: Path | None, boards: bool | None, watch: bool = False,
                   q_accept: float | None = None) -> None:
-    from eqr_solve import precision, records
+    from eqr_solve import records
     from eqr_solve.tasks import Puzzle, PuzzleError, display_name, puzzle_files, read_puzzles
 
     cfg = solve_config(kind, protocol, depth, breadth, retries, budget, halt, min_steps, tol,
@@ -187,7 +187,7 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
     results: list = [None] * len(puzzles)
     summary = []
     with ExitStack() as stack:
-        sink = None
+        sink = out_file = None
         if out_dir is not None:
             out_file = output_dir(out_dir) / f"eqr-solve-{kind}.jsonl"
             sink = stack.enter_context(open_output(out_file, files))
@@ -206,19 +206,21 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
         budget = apply(protocol.value, {"budget": budget})["budget"]  # paper: 0
         unset = [k for k, v in (("tol", tol), ("q_accept", q_accept), ("budget", budget))
                  if v is None]
-        n_written = [0]
+        written_to = {"file": 0, "stdout": 0}  # records out so far, for Ctrl-C's message
 
         def written(i: int, r, model_name: str, group_cfg) -> None:
             """Each puzzle's record goes out as soon as it is final (a long run shows its
-            progress in JSON too), in the order puzzles finish."""
+            progress in JSON too), in the order puzzles finish. The file first: a stdout
+            reader that stalls (a pager) must not hold back the file."""
             if as_json or sink is not None:
-                n_written[0] += 1
                 record = records.solve_record(kind, puzzles[i], model_name, r, group_cfg,
                                               dtype, dev)
-                if as_json:
-                    emit(record)
                 if sink is not None:
                     emit(record, sink)
+                    written_to["file"] += 1
+                if as_json:
+                    emit(record)
+                    written_to["stdout"] += 1
 
         try:
             for group in records.solve_groups(kind, puzzles, cfg, models, hooks, unset,
@@ -226,43 +228,62 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
                 summary.append(group.summary())
                 for i, r in zip(group.index, group.results):
                     results[i] = r
-        except KeyboardInterrupt:  # say what is kept, then the app's one "aborted" line
-            if sink is not None:
-                err.print(f"{n_written[0]} of {len(puzzles)} records written to {out_file}",
-                          style="yellow", markup=False, soft_wrap=True)
-            elif as_json:
-                err.print(f"{n_written[0]} of {len(puzzles)} records written",
-                          style="yellow")
+        except KeyboardInterrupt:
+            say_kept(written_to, len(puzzles), out_file, as_json)
             raise
 
-    if not as_json:
-        show_boards = boards if boards is not None else len(puzzles) <= 10
-        for p, r in zip(puzzles, results):
-            if show_boards:
-                out.print(Text(p.source, style="bold"), soft_wrap=True)
-                if watch:
-                    play(kind, p.grid, r.frames)
-                out.print(render.board(kind, p.grid, r.answer), end="")
-                out.print(render.trace_line(r, cfg.depth, cfg.halt))
-                out.print()
-            elif not r.valid:
-                out.print(Text.assemble(("✗", "red"), f" {p.source}: no valid solution found"),
-                          soft_wrap=True)
-        if len(puzzles) > 1 or not show_boards:
-            more = f" (+{cfg.retries} if unconverged)" if cfg.retries else ""
-            more += ", race" if cfg.race and cfg.halt != "none" else ""
-            out.print(render.summary_table(
-                f"{kind}: depth {cfg.depth}, breadth {cfg.breadth}{more}, halt {cfg.halt}, "
-                f"select {cfg.select}, {dev.type} {precision.NAMES[dtype]}"
-                + (f", protocol {protocol.value}" if protocol != Protocol.default else ""),
-                summary))
-        if out_dir is not None:
-            out.print(f"records written to {out_file}", style="dim", markup=False,
-                      soft_wrap=True)
+    try:
+        show_results(kind, puzzles, results, cfg, summary, dev, dtype, protocol, as_json,
+                     boards, watch, out_file)
+    except KeyboardInterrupt:  # every record is out by now
+        say_kept(written_to, len(puzzles), out_file, as_json)
+        raise
     if bad:
         raise typer.Exit(2)
     if any(not r.valid for r in results):
         raise typer.Exit(1)
+
+
+def say_kept(written_to: dict, total: int, out_file: Path | None, as_json: bool) -> None:
+    """Ctrl-C: say how many records an interrupted run kept (the app then says 'aborted')."""
+    if out_file is not None:
+        err.print(f"{written_to['file']} of {total} records written to {out_file}",
+                  style="yellow", markup=False, soft_wrap=True)
+    elif as_json:
+        err.print(f"{written_to['stdout']} of {total} records written", style="yellow")
+
+
+def show_results(kind: str, puzzles: list, results: list, cfg, summary: list, dev, dtype,
+                 protocol: Protocol, as_json: bool, boards: bool | None, watch: bool,
+                 out_file: Path | None) -> None:
+    """The human part of a solve: boards and traces, or a summary table."""
+    from eqr_solve import precision
+
+    if as_json:
+        return
+    show_boards = boards if boards is not None else len(puzzles) <= 10
+    for p, r in zip(puzzles, results):
+        if show_boards:
+            out.print(Text(p.source, style="bold"), soft_wrap=True)
+            if watch:
+                play(kind, p.grid, r.frames)
+            out.print(render.board(kind, p.grid, r.answer), end="")
+            out.print(render.trace_line(r, cfg.depth, cfg.halt))
+            out.print()
+        elif not r.valid:
+            out.print(Text.assemble(("✗", "red"), f" {p.source}: no valid solution found"),
+                      soft_wrap=True)
+    if len(puzzles) > 1 or not show_boards:
+        more = f" (+{cfg.retries} if unconverged)" if cfg.retries else ""
+        more += ", race" if cfg.race and cfg.halt != "none" else ""
+        out.print(render.summary_table(
+            f"{kind}: depth {cfg.depth}, breadth {cfg.breadth}{more}, halt {cfg.halt}, "
+            f"select {cfg.select}, {dev.type} {precision.NAMES[dtype]}"
+            + (f", protocol {protocol.value}" if protocol != Protocol.default else ""),
+            summary))
+    if out_file is not None:
+        out.print(f"records written to {out_file}", style="dim", markup=False,
+                  soft_wrap=True)
 
 
 def play(kind: str, puzzle, frames: list) -> None:
