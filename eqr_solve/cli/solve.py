@@ -186,56 +186,49 @@ def solve_command(kind: str, path: Path, *, depth: int, breadth: int | None,
 
     results: list = [None] * len(puzzles)
     summary = []
-    with ExitStack() as stack:
-        sink = out_file = None
-        if out_dir is not None:
-            out_file = output_dir(out_dir) / f"eqr-solve-{kind}.jsonl"
-            sink = stack.enter_context(open_output(out_file, files))
-        progress = stack.enter_context(Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), console=err, transient=True, redirect_stdout=False,
-            redirect_stderr=False, disable=len(puzzles) * cfg.breadth < 8))
+    out_file = None if out_dir is None else output_dir(out_dir) / f"eqr-solve-{kind}.jsonl"
+    written_to = {"file": 0, "stdout": 0}  # records out so far, for Ctrl-C's message
+    try:
+        with ExitStack() as stack:
+            sink = None if out_file is None else stack.enter_context(open_output(out_file, files))
+            progress = stack.enter_context(Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeRemainingColumn(), console=err, transient=True, redirect_stdout=False,
+                redirect_stderr=False, disable=len(puzzles) * cfg.breadth < 8))
 
-        def hooks(label: str, total: int):
-            bar = progress.add_task(label, total=total)
-            return (lambda n: progress.advance(bar, n),
-                    lambda n: progress.update(bar, total=progress.tasks[bar].total + n))
+            def hooks(label: str, total: int):
+                bar = progress.add_task(label, total=total)
+                return (lambda n: progress.advance(bar, n),
+                        lambda n: progress.update(bar, total=progress.tasks[bar].total + n))
 
-        from eqr_solve.protocol import apply
+            from eqr_solve.protocol import apply
 
-        budget = apply(protocol.value, {"budget": budget})["budget"]  # paper: 0
-        unset = [k for k, v in (("tol", tol), ("q_accept", q_accept), ("budget", budget))
-                 if v is None]
-        written_to = {"file": 0, "stdout": 0}  # records out so far, for Ctrl-C's message
+            budget = apply(protocol.value, {"budget": budget})["budget"]  # paper: 0
+            unset = [k for k, v in (("tol", tol), ("q_accept", q_accept), ("budget", budget))
+                     if v is None]
 
-        def written(i: int, r, model_name: str, group_cfg) -> None:
-            """Each puzzle's record goes out as soon as it is final (a long run shows its
-            progress in JSON too), in the order puzzles finish. The file first: a stdout
-            reader that stalls (a pager) must not hold back the file."""
-            if as_json or sink is not None:
-                record = records.solve_record(kind, puzzles[i], model_name, r, group_cfg,
-                                              dtype, dev)
-                if sink is not None:
-                    emit(record, sink)
-                    written_to["file"] += 1
-                if as_json:
-                    emit(record)
-                    written_to["stdout"] += 1
+            def written(i: int, r, model_name: str, group_cfg) -> None:
+                """Each puzzle's record goes out as soon as it is final (a long run shows its
+                progress in JSON too), in the order puzzles finish. The file first: a stdout
+                reader that stalls (a pager) must not hold back the file."""
+                if as_json or sink is not None:
+                    record = records.solve_record(kind, puzzles[i], model_name, r, group_cfg,
+                                                  dtype, dev)
+                    if sink is not None:
+                        emit(record, sink)
+                        written_to["file"] += 1
+                    if as_json:
+                        emit(record)
+                        written_to["stdout"] += 1
 
-        try:
-            for group in records.solve_groups(kind, puzzles, cfg, models, hooks, unset,
-                                              written):
+            for group in records.solve_groups(kind, puzzles, cfg, models, hooks, unset, written):
                 summary.append(group.summary())
                 for i, r in zip(group.index, group.results):
                     results[i] = r
-        except KeyboardInterrupt:
-            say_kept(written_to, len(puzzles), out_file, as_json)
-            raise
 
-    try:
         show_results(kind, puzzles, results, cfg, summary, dev, dtype, protocol, as_json,
                      boards, watch, out_file)
-    except KeyboardInterrupt:  # every record is out by now
+    except KeyboardInterrupt:  # say what is kept; the app then says "aborted"
         say_kept(written_to, len(puzzles), out_file, as_json)
         raise
     if bad:
